@@ -1,0 +1,141 @@
+"""Build and run one backtest from a RunConfig: replay -> bus -> strategies -> simulated broker -> ledger."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from adapters.replay import HistoricalReplay
+from adapters.sim_broker import SimulatedBroker
+from config.settings import RunConfig
+from engine.bus import EventBus
+from engine.clock import SimulatedClock
+from engine.execution import ExecutionSimulator
+from engine.kernel import Kernel
+from engine.ledger import Ledger
+from engine.metrics import Summary, summarize
+from engine.strategy import Strategy
+from strategies.iron_condor import IronCondorBook
+
+FILL_COLUMNS = ["date", "time", "book", "intent_id", "purpose", "instrument", "quantity", "price", "commission"]
+
+
+@dataclass
+class BacktestResult:
+    config: RunConfig
+    equity: pd.DataFrame
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    rejections: pd.DataFrame
+    summary: Summary
+    strategies: list[Strategy]
+    events: int = 0
+    wall_seconds: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+    def book_pnl(self, book: str) -> pd.Series:
+        return self.equity[f"pnl_{book}"]
+
+    def totals(self) -> dict:
+        trades = self.trades
+        wins = int((trades["pnl"] > 0).sum()) if len(trades) else 0
+        return {
+            "trades": int(len(trades)),
+            "win_rate": wins / len(trades) if len(trades) else math.nan,
+            "total_commissions": float(self.fills["commission"].sum()) if len(self.fills) else 0.0,
+            "rejected_orders": int(len(self.rejections)),
+            "interest": float(self.equity["interest"].iloc[-1]) if len(self.equity) else 0.0,
+        }
+
+
+def build_strategies(cfg: RunConfig) -> list[Strategy]:
+    out: list[Strategy] = []
+    if cfg.condor is not None:
+        out.append(IronCondorBook(cfg.condor))
+    if cfg.hedge is not None:
+        from strategies.alvh import build_hedge  # the hedge is optional; imported only when configured
+
+        out.extend(build_hedge(cfg.hedge))
+    if not out:
+        raise ValueError(f"{cfg.source}: no strategy configured (add a [condor] or [hedge] section)")
+    return out
+
+
+def run_backtest(cfg: RunConfig, panel, *, start=None, end=None,
+                 strategies: list[Strategy] | None = None) -> BacktestResult:
+    t0 = time.perf_counter()
+    strategies = strategies if strategies is not None else build_strategies(cfg)
+    bus = EventBus()
+    clock = SimulatedClock(bus)
+    execution = ExecutionSimulator(cfg.execution)
+    broker = SimulatedBroker(execution)
+    ledger = Ledger(cfg.run.initial_equity)
+    kernel = Kernel(bus=bus, clock=clock, broker=broker, ledger=ledger, strategies=strategies,
+                    pricing=cfg.pricing, execution=execution, margin=cfg.margin)
+    replay = HistoricalReplay(panel, start or cfg.run.start, end or cfg.run.end)
+    replay.bind(bus)
+    replay.run()
+    rec = kernel.records
+    books = [s.book for s in strategies]
+    eq = pd.DataFrame(
+        [(d, e, c, i, *pnl, spx, vix) for d, e, c, i, pnl, spx, vix in rec.equity],
+        columns=["date", "equity", "cash", "interest", *[f"pnl_{b}" for b in books], "spx", "vix"],
+    )
+    eq["date"] = pd.to_datetime(eq["date"])
+    eq = eq.set_index("date")
+    fills = pd.DataFrame(rec.fills, columns=FILL_COLUMNS)
+    trades_rows = [t for s in strategies for t in getattr(s, "trades", [])]
+    trades = pd.DataFrame(trades_rows, columns=None if trades_rows else ["id", "pnl"])
+    rejections = pd.DataFrame(rec.rejections, columns=["date", "intent_id", "reason"])
+    rf = panel.daily["rate_tbill"] if "rate_tbill" in panel.daily else 0.0
+    summary = summarize(eq["equity"], rf)
+    return BacktestResult(cfg, eq, fills, trades, rejections, summary, strategies,
+                          events=bus.dispatched, wall_seconds=time.perf_counter() - t0)
+
+
+def write_outputs(result: BacktestResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in (("equity", result.equity), ("trades", result.trades), ("fills", result.fills)):
+        frame = df.reset_index() if name == "equity" else df
+        csv = out / f"{name}.csv"
+        frame.to_csv(csv, index=False, float_format="%.6f")
+        pq = out / f"{name}.parquet"
+        frame.to_parquet(pq, index=False)
+        written += [csv, pq]
+    summary = {"config": result.config.source, **result.summary.as_dict(), **result.totals()}
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    written.append(path)
+    return written
+
+
+def format_summary(result: BacktestResult) -> str:
+    s = result.summary
+    t = result.totals()
+    pct = lambda x: "n/a" if not math.isfinite(x) else f"{x * 100:.2f}%"  # noqa: E731
+    num = lambda x: "n/a" if not math.isfinite(x) else f"{x:.2f}"  # noqa: E731
+    rows = [
+        ("period", f"{s.start} .. {s.end}"),
+        ("final equity", f"{s.final_equity:,.0f}"),
+        ("total return", pct(s.total_return)),
+        ("CAGR", pct(s.cagr)),
+        ("volatility", pct(s.volatility)),
+        ("max drawdown", f"{pct(s.max_drawdown)} (peak {s.dd_peak}, trough {s.dd_trough}, recovered {s.dd_recovery or 'not yet'})"),
+        ("Sharpe", num(s.sharpe)),
+        ("Sortino", num(s.sortino)),
+        ("Calmar", num(s.calmar)),
+        ("worst month", pct(s.worst_month)),
+        ("days under water", str(s.days_under_water)),
+        ("trades", str(t["trades"])),
+        ("win rate", pct(t["win_rate"])),
+        ("total costs", f"{t['total_commissions']:,.0f} commissions+fees (spread cost is inside fill prices)"),
+        ("interest earned", f"{t['interest']:,.0f}"),
+        ("rejected orders", str(t["rejected_orders"])),
+    ]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

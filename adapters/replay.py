@@ -1,0 +1,118 @@
+"""Historical replay: turns the validated daily panel into market snapshots on the exchange calendar.
+
+Two snapshots per trading day, each built only from what was known at that instant:
+- open (09:30 ET): SPX/VIX-family opens; VX at the prior settlement (the day's settle is published at
+  4:15 pm); ETPs at the prior close; the SPX open as the AM-settlement (SOQ) proxy; the final VX
+  settlement of a contract expiring today (VRO/SOQ is set at the open);
+- close (16:00 ET): closes, the day's VX settlements, ETP closes.
+The risk-free rate is the prior trading day's T-bill observation (FRED publishes with a lag).
+Intraday bars can plug in later as extra INTRADAY snapshots between the two.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+
+from engine.bus import EventBus
+from engine.clock import ET
+from engine.events import MarketQuotes, MarketSnapshot, Phase
+
+INDEX_FIELDS = ("spx", "vix", "vix9d", "vix3m", "vix6m")
+ETP_COLUMNS = {"VIXY": "vixy_close", "VIXM": "vixm_close", "VXX": "vxx_close", "VXX_A": "vxx_a_close",
+               "UVXY": "uvxy_close", "SVXY": "svxy_close"}
+
+
+def _col(daily: pd.DataFrame, name: str) -> np.ndarray:
+    if name in daily.columns:
+        return daily[name].to_numpy(dtype=float)
+    return np.full(len(daily), math.nan)
+
+
+class HistoricalReplay:
+    def __init__(self, panel, start: str | dt.date | None = None, end: str | dt.date | None = None) -> None:
+        daily = panel.daily
+        dates_all = daily.index
+        lo = pd.Timestamp(start) if start is not None else dates_all[0]
+        hi = pd.Timestamp(end) if end is not None else dates_all[-1]
+        # keep one day before the window so "prior close/settle" exists for the first open snapshot
+        first = max(int(dates_all.searchsorted(lo)), 0)
+        last = int(dates_all.searchsorted(hi, side="right"))
+        if last <= first:
+            raise ValueError(f"no trading days in the panel between {lo.date()} and {hi.date()}")
+        self._first, self._last = first, last
+        self.dates = [d.date() for d in dates_all]
+        self._o = {f: _col(daily, f"{f}_open") for f in INDEX_FIELDS}
+        self._c = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}
+        self._vvix = _col(daily, "vvix_close")
+        self._skew = _col(daily, "skew_close")
+        self._rate = _col(daily, "rate_tbill")
+        self._etp = {sym: _col(daily, col) for sym, col in ETP_COLUMNS.items()}
+        vx_dates, expiries, settle = panel.vx_matrix()
+        if len(vx_dates) != len(dates_all) or not (vx_dates == dates_all).all():
+            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
+        self._vx_exp = [pd.Timestamp(e).date() for e in expiries]
+        self._vx = settle
+        self.bus: EventBus | None = None
+        self.snapshots = 0
+
+    @property
+    def first_date(self) -> dt.date:
+        return self.dates[self._first]
+
+    @property
+    def last_date(self) -> dt.date:
+        return self.dates[self._last - 1]
+
+    def bind(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    def _vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
+        row = self._vx[i]
+        idx = np.flatnonzero(np.isfinite(row))
+        exp = self._vx_exp
+        return {exp[j]: float(row[j]) for j in idx if exp[j] > today or (include_expiring and exp[j] == today)}
+
+    def open_quotes(self, i: int) -> MarketQuotes:
+        today = self.dates[i]
+        p = i - 1
+        rate = self._rate[p] if p >= 0 else math.nan
+        prev_vx = self._vx_row(p, today, include_expiring=True) if p >= 0 else {}
+        final = {}
+        row = self._vx[i]
+        for j, e in enumerate(self._vx_exp):
+            if e == today and math.isfinite(row[j]):
+                final[e] = float(row[j])
+        etps = {s: float(a[p]) for s, a in self._etp.items() if p >= 0 and math.isfinite(a[p])}
+        o = self._o
+        return MarketQuotes(
+            spx=o["spx"][i], vix=o["vix"][i], rate=rate, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
+            vix6m=o["vix6m"][i], vvix=self._vvix[p] if p >= 0 else math.nan,
+            skew=self._skew[p] if p >= 0 else math.nan, vx=prev_vx, etps=etps, spx_soq=o["spx"][i],
+            vx_final=final, stale=frozenset({"vx", "etps", "vvix", "skew"}))
+
+    def close_quotes(self, i: int) -> MarketQuotes:
+        today = self.dates[i]
+        p = i - 1
+        rate = self._rate[p] if p >= 0 else self._rate[i]
+        c = self._c
+        etps = {s: float(a[i]) for s, a in self._etp.items() if math.isfinite(a[i])}
+        return MarketQuotes(
+            spx=c["spx"][i], vix=c["vix"][i], rate=rate, vix9d=c["vix9d"][i], vix3m=c["vix3m"][i],
+            vix6m=c["vix6m"][i], vvix=self._vvix[i], skew=self._skew[i],
+            vx=self._vx_row(i, today, include_expiring=False), etps=etps)
+
+    def snapshots_for(self, i: int):
+        d = self.dates[i]
+        yield MarketSnapshot(dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET), d, Phase.OPEN, self.open_quotes(i))
+        yield MarketSnapshot(dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET), d, Phase.CLOSE, self.close_quotes(i))
+
+    def run(self) -> None:
+        bus = self.bus
+        for i in range(self._first, self._last):
+            for snap in self.snapshots_for(i):
+                bus.publish(snap)
+                bus.run()
+                self.snapshots += 1

@@ -1,0 +1,96 @@
+"""Simulated broker: fills orders against the model market through the execution simulator.
+
+Implements engine.ports.Broker, so a strategy cannot tell it from the IB adapter. Multi-leg orders
+fill all-or-none. Limit orders that are not marketable rest until the session close (DAY) and are
+then cancelled.
+"""
+from __future__ import annotations
+
+from engine.bus import EventBus
+from engine.events import EndOfDayEvent, FillEvent, LegFill, OrderState, OrderStatusEvent, Phase, SettlementEvent
+from engine.execution import ExecutionSimulator
+from engine.marketmodel import MarketModel
+from engine.orders import OrderRequest
+
+
+class SimulatedBroker:
+    def __init__(self, execution: ExecutionSimulator | None = None) -> None:
+        self.execution = execution or ExecutionSimulator()
+        self.bus: EventBus | None = None
+        self.market: MarketModel | None = None
+        self._working: dict[str, OrderRequest] = {}
+        self._seen: set[str] = set()
+        self._positions: dict[str, int] = {}
+        self._exec_n = 0
+
+    def bind(self, bus: EventBus) -> None:
+        self.bus = bus
+        bus.subscribe(SettlementEvent, self._on_settlement)
+        bus.subscribe(EndOfDayEvent, lambda ev: self.end_of_session())
+
+    # ---- Broker port ---------------------------------------------------------------------------
+    def submit(self, order: OrderRequest) -> None:
+        if order.intent_id in self._seen:
+            return  # idempotent: the same intent is never sent twice
+        self._seen.add(order.intent_id)
+        self._working[order.intent_id] = order
+        self._status(order, OrderState.WORKING, 0)
+        if self.execution.params.fill_timing == "same_snapshot":
+            self._try_fill(order)
+
+    def cancel(self, intent_id: str) -> None:
+        order = self._working.pop(intent_id, None)
+        if order is not None:
+            self._status(order, OrderState.CANCELLED, 0, "cancelled by strategy")
+
+    def working_orders(self) -> list[OrderRequest]:
+        return list(self._working.values())
+
+    def positions(self) -> dict[str, int]:
+        return {k: q for k, q in self._positions.items() if q}
+
+    # ---- market --------------------------------------------------------------------------------
+    def on_market(self, market: MarketModel) -> None:
+        self.market = market
+        if self.execution.params.fill_timing == "next_snapshot":
+            for order in list(self._working.values()):
+                self._try_fill(order)
+
+    def end_of_session(self) -> None:
+        for order in list(self._working.values()):
+            if order.tif == "DAY":
+                del self._working[order.intent_id]
+                self._status(order, OrderState.CANCELLED, 0, "DAY order expired unfilled")
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _status(self, order: OrderRequest, state: OrderState, filled: int, reason: str = "") -> None:
+        self.bus.publish(OrderStatusEvent(self.bus.now, order.intent_id, order.book, state, filled,
+                                          order.quantity - filled, reason))
+
+    def _try_fill(self, order: OrderRequest) -> None:
+        m = self.market
+        if m is None:
+            return
+        insts = [leg.instrument for leg in order.legs]
+        ratios = [leg.ratio for leg in order.legs]
+        mids = m.mids(insts)
+        if any(p != p for p in mids):
+            return  # an unpriced leg: all-or-none means nothing fills
+        prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
+        net = float(sum(r * p for r, p in zip(ratios, prices)))
+        if order.limit is not None and net > order.limit + 1e-9:
+            return  # not marketable at our limit
+        qtys = [r * order.quantity for r in ratios]
+        commission = self.execution.commission(insts, qtys)
+        self._exec_n += 1
+        legs = tuple(LegFill(i, q, float(p)) for i, q, p in zip(insts, qtys, prices))
+        for leg in legs:
+            self._positions[leg.instrument.key] = self._positions.get(leg.instrument.key, 0) + leg.quantity
+        del self._working[order.intent_id]
+        self.bus.publish(FillEvent(self.bus.now, order.intent_id, order.book, f"sim-{self._exec_n}", legs,
+                                   order.quantity, net, commission, order.purpose))
+        self._status(order, OrderState.FILLED, order.quantity)
+
+    def _on_settlement(self, ev: SettlementEvent) -> None:
+        key = ev.instrument.key
+        self._positions[key] = self._positions.get(key, 0) - ev.quantity

@@ -1,0 +1,200 @@
+"""The kernel wires bus, clock, broker, ledger and strategies; it runs the same way in replay and live.
+
+Per snapshot: build the market model, settle what expires now, let the broker work resting orders,
+hand the snapshot to each strategy in order, and at the close mark the book, accrue interest and
+record the day.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+
+from engine.bus import EventBus
+from engine.clock import Clock
+from engine.events import (
+    EndOfDayEvent, FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent,
+)
+from engine.execution import ExecutionSimulator
+from engine.instruments import FutureContract, OptionContract
+from engine.ledger import Ledger
+from engine.marketmodel import MarketModel, PricingParams
+from engine.orders import OrderRequest
+from engine.ports import Broker
+from engine.risk import MarginParams, check_buying_power, margin_requirement
+from engine.strategy import Strategy, StrategyContext
+
+log = structlog.get_logger("alvh.kernel")
+
+
+class SettlementDataError(RuntimeError):
+    pass
+
+
+@dataclass
+class Records:
+    """Everything a run writes out. Lists of tuples: cheap to append, turned into frames at the end."""
+
+    equity: list[tuple] = field(default_factory=list)
+    fills: list[tuple] = field(default_factory=list)
+    settlements: list[tuple] = field(default_factory=list)
+    rejections: list[tuple] = field(default_factory=list)
+
+
+class Kernel:
+    def __init__(self, *, bus: EventBus, clock: Clock, broker: Broker, ledger: Ledger,
+                 strategies: list[Strategy], pricing: PricingParams | None = None,
+                 execution: ExecutionSimulator | None = None, margin: MarginParams | None = None) -> None:
+        self.bus = bus
+        self.clock = clock
+        self.broker = broker
+        self.ledger = ledger
+        self.strategies = strategies
+        self.pricing = pricing or PricingParams()
+        self._skew = self.pricing.skew()
+        self._vix_params = self.pricing.vix_option_params()
+        self.execution = execution or ExecutionSimulator()
+        self.margin = margin or MarginParams()
+        self.market: MarketModel | None = None
+        self.records = Records()
+        self.contexts = {s.book: StrategyContext(self, s.book) for s in strategies}
+        if len(self.contexts) != len(strategies):
+            raise ValueError("every strategy needs its own book name")
+        self._last_interest_date: dt.date | None = None
+        self._started = False
+        bus.subscribe(MarketSnapshot, self._on_snapshot)
+        bus.subscribe(FillEvent, self._on_fill)
+        bus.subscribe(OrderStatusEvent, self._on_status)
+        bus.subscribe(EndOfDayEvent, self._on_end_of_day)
+        broker.bind(bus)
+
+    # ---- market ----------------------------------------------------------------------------------
+    def _on_snapshot(self, snap: MarketSnapshot) -> None:
+        self.market = MarketModel(snap, self.pricing, self._skew, self._vix_params)
+        if not self._started:
+            self._started = True
+            for s in self.strategies:
+                s.on_start(self.contexts[s.book])
+        self._settle_expiring(snap)
+        on_market = getattr(self.broker, "on_market", None)
+        if on_market is not None:
+            on_market(self.market)
+        for s in self.strategies:
+            s.on_snapshot(snap, self.contexts[s.book])
+        if snap.phase is Phase.CLOSE:
+            self.bus.publish(EndOfDayEvent(snap.ts, snap.date))
+
+    def _settle_expiring(self, snap: MarketSnapshot) -> None:
+        today = snap.date
+        q = snap.quotes
+        for (book, key), pos in list(self.ledger.positions.items()):
+            inst = pos.instrument
+            if not isinstance(inst, (OptionContract, FutureContract)) or inst.expiry > today:
+                continue
+            pm = isinstance(inst, OptionContract) and inst.settlement == "PM"
+            if inst.expiry == today and pm and snap.phase is not Phase.CLOSE:
+                continue
+            if inst.expiry < today:
+                raise SettlementDataError(f"{key} expired on {inst.expiry} but no settlement snapshot was seen")
+            if isinstance(inst, OptionContract) and inst.underlying == "SPX":
+                und = q.spx if pm else q.spx_soq
+                price = inst.intrinsic(und) if math.isfinite(und) else math.nan
+            else:
+                final = q.vx_final.get(inst.expiry, math.nan)
+                price = final if isinstance(inst, FutureContract) else (inst.intrinsic(final) if math.isfinite(final) else math.nan)
+            if not math.isfinite(price):
+                raise SettlementDataError(f"no settlement value for {key} on {today}")
+            ev = self.ledger.settle(book, key, price, snap.ts)
+            self.records.settlements.append((today, book, key, ev.quantity, price, ev.cash))
+            self.bus.publish(ev)
+            strat = self._strategy(book)
+            if strat is not None:
+                strat.on_settlement(ev, self.contexts[book])
+
+    def _strategy(self, book: str) -> Strategy | None:
+        for s in self.strategies:
+            if s.book == book:
+                return s
+        return None
+
+    # ---- orders --------------------------------------------------------------------------------
+    def submit(self, order: OrderRequest) -> None:
+        """Pre-trade risk check (the same in replay and live), then hand the order to the broker."""
+        reason = self.pretrade_check(order)
+        if reason is not None:
+            self.records.rejections.append((self.market.date if self.market else None, order.intent_id, reason))
+            log.debug("order_rejected", intent=order.intent_id, reason=reason)
+            self.bus.publish(OrderStatusEvent(self.clock.now(), order.intent_id, order.book, OrderState.REJECTED,
+                                              0, order.quantity, reason))
+            return
+        self.broker.submit(order)
+
+    def pretrade_check(self, order: OrderRequest) -> str | None:
+        m = self.market
+        insts = [leg.instrument for leg in order.legs]
+        ratios = [leg.ratio for leg in order.legs]
+        mids = m.mids(insts)
+        if not np.all(np.isfinite(mids)):
+            bad = [i.key for i, p in zip(insts, mids) if not math.isfinite(p)]
+            return f"no price for {', '.join(bad)}"
+        prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
+        qtys = [r * order.quantity for r in ratios]
+        commission = self.execution.commission(insts, qtys)
+        mult = np.array([i.multiplier for i in insts], dtype=float)
+        q = np.array(qtys, dtype=float)
+        is_fut = np.array([isinstance(i, FutureContract) for i in insts])
+        cash_move = -float(np.sum(np.where(is_fut, 0.0, q * prices * mult))) - commission
+        cost_vs_mid = float(np.sum(q * (prices - mids) * mult)) + commission
+        holdings: dict[str, list] = {}
+        for pos in self.ledger.positions.values():
+            h = holdings.setdefault(pos.instrument.key, [pos.instrument, 0])
+            h[1] += pos.quantity
+        for inst, qty in zip(insts, qtys):
+            h = holdings.setdefault(inst.key, [inst, 0])
+            h[1] += qty
+        return check_buying_power(
+            equity=self.ledger.equity(), cash=self.ledger.cash,
+            holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
+            cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin)
+
+    def margin_in_use(self) -> float:
+        m = self.market
+        agg: dict[str, list] = {}
+        for pos in self.ledger.positions.values():
+            h = agg.setdefault(pos.instrument.key, [pos.instrument, 0])
+            h[1] += pos.quantity
+        return margin_requirement([(i, n) for i, n in agg.values()], m.spot, m.vx, self.margin)
+
+    def _on_fill(self, fill: FillEvent) -> None:
+        self.ledger.apply_fill(fill)
+        d = fill.ts.date()
+        for leg in fill.legs:
+            self.records.fills.append((d, fill.ts.strftime("%H:%M"), fill.book, fill.intent_id, fill.purpose,
+                                       leg.instrument.key, leg.quantity, round(leg.price, 6),
+                                       round(fill.commission / len(fill.legs), 6)))
+        strat = self._strategy(fill.book)
+        if strat is not None:
+            strat.on_fill(fill, self.contexts[fill.book])
+
+    def _on_status(self, ev: OrderStatusEvent) -> None:
+        strat = self._strategy(ev.book)
+        if strat is not None:
+            strat.on_order_status(ev, self.contexts[ev.book])
+
+    # ---- end of day ----------------------------------------------------------------------------
+    def _on_end_of_day(self, ev: EndOfDayEvent) -> None:
+        m = self.market
+        insts = [p.instrument for p in self.ledger.positions.values()]
+        if insts:
+            self.ledger.mark(dict(zip((i.key for i in insts), m.mids(insts).tolist())), settle_futures=True)
+        if self._last_interest_date is not None:
+            self.ledger.accrue_interest(m.rate, (ev.date - self._last_interest_date).days)
+        self._last_interest_date = ev.date
+        books = {s.book: self.ledger.book_pnl(s.book) for s in self.strategies}
+        self.records.equity.append((ev.date, self.ledger.equity(), self.ledger.cash, self.ledger.interest,
+                                    tuple(books.values()), m.spot, m.vix))
+        for s in self.strategies:
+            s.on_end_of_day(ev.date, self.contexts[s.book])

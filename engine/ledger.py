@@ -1,0 +1,165 @@
+"""Portfolio ledger: cash, positions, marks, settlements, variation margin, interest.
+
+Invariants (property-tested): equity == cash + sum(market values); cash == initial cash + interest +
+sum of every book's cash flows; after every position settles the book is flat and equity == cash.
+Positions are kept per book (strategy) so condor and hedge P&L can be told apart in one account.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.events import FillEvent, SettlementEvent
+from engine.instruments import FutureContract, Instrument
+
+
+@dataclass(slots=True)
+class Position:
+    book: str
+    instrument: Instrument
+    quantity: int = 0
+    avg_price: float = 0.0
+    mark: float = 0.0          # last price used for valuation
+    vm_price: float = 0.0      # futures only: price up to which variation margin has been paid
+
+    @property
+    def multiplier(self) -> int:
+        return self.instrument.multiplier
+
+    @property
+    def is_future(self) -> bool:
+        return isinstance(self.instrument, FutureContract)
+
+    def market_value(self) -> float:
+        if self.is_future:
+            # daily variation margin moves value into cash; what is left is the move since the last settle
+            return self.quantity * (self.mark - self.vm_price) * self.multiplier
+        return self.quantity * self.mark * self.multiplier
+
+
+@dataclass(slots=True)
+class BookTotals:
+    cash_flow: float = 0.0       # premiums, settlements, variation margin, commissions
+    commissions: float = 0.0
+    realized: float = 0.0
+    trades: int = 0
+
+
+class Ledger:
+    def __init__(self, initial_cash: float) -> None:
+        self.initial_cash = float(initial_cash)
+        self.cash = float(initial_cash)
+        self.interest = 0.0
+        self.positions: dict[tuple[str, str], Position] = {}
+        self.books: dict[str, BookTotals] = {}
+
+    # ---- queries -----------------------------------------------------------------------------
+    def book(self, name: str) -> BookTotals:
+        totals = self.books.get(name)
+        if totals is None:
+            totals = self.books[name] = BookTotals()
+        return totals
+
+    def market_value(self, book: str | None = None) -> float:
+        return sum(p.market_value() for p in self.positions.values() if book is None or p.book == book)
+
+    def equity(self) -> float:
+        return self.cash + self.market_value()
+
+    def book_pnl(self, book: str) -> float:
+        """Cash flows plus open market value of one book (interest is the account's, not a book's)."""
+        return self.book(book).cash_flow + self.market_value(book)
+
+    def book_positions(self, book: str) -> dict[str, Position]:
+        return {k: p for (b, k), p in self.positions.items() if b == book}
+
+    def quantity(self, book: str, key: str) -> int:
+        pos = self.positions.get((book, key))
+        return pos.quantity if pos else 0
+
+    def net_positions(self) -> dict[str, int]:
+        """Account-level view (what a broker reports): instrument key -> net quantity across books."""
+        out: dict[str, int] = {}
+        for (_, key), p in self.positions.items():
+            out[key] = out.get(key, 0) + p.quantity
+        return {k: q for k, q in out.items() if q != 0}
+
+    # ---- updates -----------------------------------------------------------------------------
+    def _cash(self, book: str, amount: float) -> None:
+        self.cash += amount
+        self.book(book).cash_flow += amount
+
+    def apply_fill(self, fill: FillEvent) -> None:
+        totals = self.book(fill.book)
+        for leg in fill.legs:
+            self._apply_leg(fill.book, leg.instrument, leg.quantity, leg.price)
+        self._cash(fill.book, -fill.commission)
+        totals.commissions += fill.commission
+        totals.trades += 1
+
+    def _apply_leg(self, book: str, inst: Instrument, qty: int, price: float) -> None:
+        if qty == 0:
+            return
+        key = (book, inst.key)
+        pos = self.positions.get(key)
+        if pos is None:
+            pos = self.positions[key] = Position(book, inst, 0, 0.0, price, price)
+        mult = inst.multiplier
+        totals = self.book(book)
+        if pos.is_future:
+            # settle variation margin up to the trade price, then only commissions touch cash
+            self._cash(book, pos.quantity * (price - pos.vm_price) * mult)
+            pos.vm_price = price
+        else:
+            self._cash(book, -qty * price * mult)
+        old = pos.quantity
+        new = old + qty
+        if old == 0 or (old > 0) == (qty > 0):
+            pos.avg_price = (pos.avg_price * abs(old) + price * abs(qty)) / abs(new)
+        else:
+            closed = min(abs(qty), abs(old))
+            sign = 1 if old > 0 else -1
+            totals.realized += sign * closed * (price - pos.avg_price) * mult
+            if abs(qty) > abs(old):  # flipped through zero
+                pos.avg_price = price
+        pos.quantity = new
+        pos.mark = price
+        if new == 0:
+            del self.positions[key]
+
+    def mark(self, prices: dict[str, float], settle_futures: bool = True) -> None:
+        """Value positions at `prices` (instrument key -> price). At the close, futures variation
+        margin moves into cash (settle_futures) as the clearing house does each day."""
+        for (book, key), pos in self.positions.items():
+            px = prices.get(key)
+            if px is None or px != px:  # unknown or NaN: keep the last mark rather than invent one
+                continue
+            pos.mark = px
+            if pos.is_future and settle_futures:
+                self._cash(book, pos.quantity * (px - pos.vm_price) * pos.multiplier)
+                pos.vm_price = px
+
+    def settle(self, book: str, key: str, settlement_price: float, ts) -> SettlementEvent:
+        """Remove an expiring position at its settlement value (cash-settled products)."""
+        pos = self.positions.pop((book, key))
+        mult = pos.multiplier
+        totals = self.book(book)
+        if pos.is_future:
+            cash = pos.quantity * (settlement_price - pos.vm_price) * mult
+        else:
+            cash = pos.quantity * settlement_price * mult
+        self._cash(book, cash)
+        sign = 1 if pos.quantity > 0 else -1
+        totals.realized += sign * abs(pos.quantity) * (settlement_price - pos.avg_price) * mult
+        return SettlementEvent(ts, book, pos.instrument, pos.quantity, settlement_price, cash)
+
+    def accrue_interest(self, annual_rate: float, days: float) -> float:
+        """Interest on the cash balance (T-bill collateral) for `days` calendar days, continuous compounding.
+        A negative balance pays the same rate (no spread modelled)."""
+        import math
+
+        if days <= 0 or not math.isfinite(annual_rate):
+            return 0.0
+        amount = self.cash * (math.exp(annual_rate * days / 365.0) - 1.0)
+        self.cash += amount
+        self.interest += amount
+        return amount

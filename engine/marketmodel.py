@@ -1,0 +1,193 @@
+"""The priced view of the market at one snapshot: surfaces, model mids, greeks, settlement times.
+
+Built once per snapshot from MarketQuotes; everything a strategy, the simulated broker or the ledger
+prices goes through here, so replay and live use the same numbers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import fields
+from typing import Iterable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.clock import ET
+from engine.events import MarketSnapshot, Phase
+from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.pricing import black76_greeks, bsm_greeks
+from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOptionSurface
+
+YEAR_SECONDS = 365.0 * 86400.0
+# Tenors (calendar days) of the Cboe volatility indices used as term-structure points.
+TERM_DAYS = {"vix9d": 9, "vix": 30, "vix3m": 91, "vix6m": 182}
+
+
+class PricingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    div_yield: float = Field(0.018, ge=0, le=0.1, description="SPX continuous dividend yield (constant)")
+    spx_skew: dict[str, float] = Field(default_factory=dict, description="overrides of SkewParams fields")
+    vix_options: dict[str, float] = Field(default_factory=dict, description="overrides of VixOptionParams fields")
+    use_term_structure: bool = Field(True, description="use VIX9D/VIX3M/VIX6M when available, else VIX alone")
+
+    @model_validator(mode="after")
+    def _known_fields(self):
+        for name, cls, given in (("spx_skew", SkewParams, self.spx_skew), ("vix_options", VixOptionParams, self.vix_options)):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(given) - known)
+            if unknown:
+                raise ValueError(f"pricing.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return self
+
+    def skew(self) -> SkewParams:
+        return SkewParams(**self.spx_skew)
+
+    def vix_option_params(self) -> VixOptionParams:
+        return VixOptionParams(**self.vix_options)
+
+
+def settlement_datetime(opt_or_fut: OptionContract | FutureContract) -> dt.datetime:
+    d = opt_or_fut.expiry
+    if isinstance(opt_or_fut, OptionContract) and opt_or_fut.settlement == "PM":
+        return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET)
+    return dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
+
+
+class MarketModel:
+    def __init__(self, snap: MarketSnapshot, params: PricingParams, skew: SkewParams | None = None,
+                 vix_params: VixOptionParams | None = None) -> None:
+        self.snapshot = snap
+        self.ts = snap.ts
+        self.date = snap.date
+        self.phase = snap.phase
+        q = snap.quotes
+        self.quotes = q
+        self.spot = q.spx
+        self.vix = q.vix
+        self.rate = q.rate if math.isfinite(q.rate) else 0.0
+        self.params = params
+        self._skew = skew or params.skew()
+        self._vix_params = vix_params or params.vix_option_params()
+        self._surface: SpxSurface | None = None
+        self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
+        self._T: dict[tuple, float] = {}
+
+    # ---- basic quotes ----------------------------------------------------------------------------
+    @property
+    def is_close(self) -> bool:
+        return self.phase is Phase.CLOSE
+
+    def vx(self, expiry: dt.date) -> float:
+        return self.quotes.vx.get(expiry, math.nan)
+
+    def vx_curve(self) -> list[tuple[dt.date, float]]:
+        """Live VX contracts (expiry, price), nearest first, excluding any that expire at this instant."""
+        return sorted((e, p) for e, p in self.quotes.vx.items() if settlement_datetime_fut(e) > self.ts)
+
+    def etp(self, symbol: str) -> float:
+        return self.quotes.etps.get(symbol, math.nan)
+
+    def series(self, name: str) -> float:
+        """Any scalar series by name (spx, vix, vix3m, ..., or an extra column)."""
+        q = self.quotes
+        if hasattr(q, name) and isinstance(getattr(q, name), float):
+            return getattr(q, name)
+        return q.extra.get(name, math.nan)
+
+    def years_to(self, inst: OptionContract | FutureContract) -> float:
+        key = (inst.expiry, getattr(inst, "settlement", "AM"))
+        T = self._T.get(key)
+        if T is None:
+            T = self._T[key] = max((settlement_datetime(inst) - self.ts).total_seconds() / YEAR_SECONDS, 0.0)
+        return T
+
+    # ---- surfaces ------------------------------------------------------------------------------
+    @property
+    def surface(self) -> SpxSurface:
+        if self._surface is None:
+            q = self.quotes
+            points = []
+            if self.params.use_term_structure:
+                for name, days in TERM_DAYS.items():
+                    level = getattr(q, name)
+                    if math.isfinite(level) and level > 0:
+                        points.append((days / 365.0, level / 100.0))
+            if not points:
+                points = [(30 / 365.0, q.vix / 100.0)]
+            self._surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
+        return self._surface
+
+    def vix_surface(self, expiry: dt.date) -> VixOptionSurface:
+        s = self._vix_surfaces.get(expiry)
+        if s is None:
+            F = self.vx(expiry)
+            if not math.isfinite(F):
+                raise KeyError(f"no VX price for {expiry} on {self.date}: cannot price VIX options of that expiry")
+            s = self._vix_surfaces[expiry] = VixOptionSurface(F, self.rate, self.quotes.vvix, self.vix, self._vix_params)
+        return s
+
+    # ---- prices --------------------------------------------------------------------------------
+    def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
+        out = np.full(len(instruments), math.nan)
+        spx_idx: list[int] = []
+        vix_idx: dict[dt.date, list[int]] = {}
+        for i, inst in enumerate(instruments):
+            if isinstance(inst, OptionContract):
+                if inst.root == "VIX":
+                    vix_idx.setdefault(inst.expiry, []).append(i)
+                else:
+                    spx_idx.append(i)
+            elif isinstance(inst, FutureContract):
+                out[i] = self.vx(inst.expiry)
+            elif isinstance(inst, Equity):
+                out[i] = self.etp(inst.symbol)
+        if spx_idx:
+            opts = [instruments[i] for i in spx_idx]
+            K = np.array([o.strike for o in opts])
+            T = np.array([self.years_to(o) for o in opts])
+            call = np.array([o.right == "C" for o in opts])
+            out[spx_idx] = self.surface.price(K, T, call)
+        for expiry, idx in vix_idx.items():
+            opts = [instruments[i] for i in idx]
+            K = np.array([o.strike for o in opts])
+            T = np.array([self.years_to(o) for o in opts])
+            call = np.array([o.right == "C" for o in opts])
+            out[idx] = self.vix_surface(expiry).price(K, T, call)
+        return out
+
+    def mid(self, inst: Instrument) -> float:
+        return float(self.mids([inst])[0])
+
+    def deltas(self, instruments: Sequence[OptionContract]) -> np.ndarray:
+        out = np.empty(len(instruments))
+        for i, o in enumerate(instruments):
+            T = self.years_to(o)
+            if o.root == "VIX":
+                s = self.vix_surface(o.expiry)
+                out[i] = float(black76_greeks(s.forward, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").delta)
+            else:
+                sig = self.surface.vol(o.strike, T)
+                out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").delta)
+        return out
+
+    def vegas(self, instruments: Sequence[OptionContract]) -> np.ndarray:
+        """Vega per 1.00 vol for each option (per unit, before multiplier)."""
+        out = np.empty(len(instruments))
+        for i, o in enumerate(instruments):
+            T = self.years_to(o)
+            if o.root == "VIX":
+                s = self.vix_surface(o.expiry)
+                out[i] = float(black76_greeks(s.forward, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").vega)
+            else:
+                sig = self.surface.vol(o.strike, T)
+                out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").vega)
+        return out
+
+    def marks(self, instruments: Iterable[Instrument]) -> dict[str, float]:
+        insts = list(instruments)
+        return dict(zip((i.key for i in insts), self.mids(insts).tolist()))
+
+
+def settlement_datetime_fut(expiry: dt.date) -> dt.datetime:
+    return dt.datetime(expiry.year, expiry.month, expiry.day, 9, 30, tzinfo=ET)

@@ -1,0 +1,100 @@
+"""What a strategy sees: events in, order intents out. Nothing here knows replay from live."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import TYPE_CHECKING
+
+from engine.events import FillEvent, MarketSnapshot, OrderStatusEvent, SettlementEvent
+from engine.ledger import Position
+from engine.orders import OrderLeg, OrderRequest
+
+if TYPE_CHECKING:
+    from engine.kernel import Kernel
+    from engine.marketmodel import MarketModel
+
+
+class Strategy:
+    """Base class. Override the hooks you need; `book` names this strategy's positions in the ledger."""
+
+    book: str = "strategy"
+
+    def on_start(self, ctx: "StrategyContext") -> None: ...
+
+    def on_snapshot(self, snap: MarketSnapshot, ctx: "StrategyContext") -> None: ...
+
+    def on_fill(self, fill: FillEvent, ctx: "StrategyContext") -> None: ...
+
+    def on_order_status(self, event: OrderStatusEvent, ctx: "StrategyContext") -> None: ...
+
+    def on_settlement(self, event: SettlementEvent, ctx: "StrategyContext") -> None: ...
+
+    def on_end_of_day(self, date: dt.date, ctx: "StrategyContext") -> None: ...
+
+    # The daemon persists this between restarts; replay never needs it.
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None: ...
+
+
+class StrategyContext:
+    """The order API and read-only account view handed to one strategy."""
+
+    def __init__(self, kernel: "Kernel", book: str) -> None:
+        self._kernel = kernel
+        self.book = book
+        self._ids: set[str] = set()
+
+    @property
+    def market(self) -> "MarketModel":
+        return self._kernel.market
+
+    def now(self) -> dt.datetime:
+        return self._kernel.clock.now()
+
+    @property
+    def equity(self) -> float:
+        return self._kernel.ledger.equity()
+
+    @property
+    def cash(self) -> float:
+        return self._kernel.ledger.cash
+
+    def positions(self) -> dict[str, Position]:
+        return self._kernel.ledger.book_positions(self.book)
+
+    def quotes(self, instruments) -> list:
+        """Bid/ask for each instrument: the execution model's quotes in replay, real quotes live."""
+        k = self._kernel
+        return k.execution.quotes(list(instruments), k.market.mids(list(instruments)), k.market.vix)
+
+    def book_pnl(self) -> float:
+        return self._kernel.ledger.book_pnl(self.book)
+
+    def working_orders(self) -> list[OrderRequest]:
+        return [o for o in self._kernel.broker.working_orders() if o.book == self.book]
+
+    def intent_id(self, legs: tuple[OrderLeg, ...], quantity: int, purpose: str) -> str:
+        """Deterministic id from what is being asked and when: a restarted daemon that reaches the same
+        decision produces the same id and so recognises the order it already sent."""
+        now = self.now()
+        body = "|".join(f"{leg.key}:{leg.ratio}" for leg in legs) + f"|{quantity}|{purpose}"
+        digest = hashlib.sha1(body.encode()).hexdigest()[:10]
+        base = f"{self.book}-{now:%Y%m%d}-{purpose}-{digest}"
+        intent, n = base, 1
+        while intent in self._ids:
+            n += 1
+            intent = f"{base}-{n}"
+        self._ids.add(intent)
+        return intent
+
+    def submit(self, legs: list[OrderLeg] | tuple[OrderLeg, ...], quantity: int, *, purpose: str,
+               limit: float | None = None) -> str:
+        legs = tuple(legs)
+        order = OrderRequest(self.intent_id(legs, quantity, purpose), self.book, legs, quantity, limit, purpose)
+        self._kernel.submit(order)
+        return order.intent_id
+
+    def cancel(self, intent_id: str) -> None:
+        self._kernel.broker.cancel(intent_id)

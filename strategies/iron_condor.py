@@ -1,0 +1,293 @@
+"""SPX iron-condor book: sell a put spread and a call spread around the money, manage, exit.
+
+Rules (all config; defaults in brackets): enter on a schedule [weekly, Monday, at the close] into the
+listed expiry closest to a target DTE [45, window 30-60] - SPX monthlies before SPXW weeklies existed;
+short legs by delta [0.16], long legs by delta [0.05] or wing width; exits: take profit at a fraction
+of the credit [50%], stop when the loss reaches a multiple of the credit [2x], time exit at a DTE
+[21]; at most N condors open [4]; size each by max loss as a % of equity [2%] with a cap for the
+whole book [10%]; optional VIX entry filter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.calendar import listed_expiries
+from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
+from engine.instruments import OptionContract, spx_option
+from engine.orders import OrderLeg
+from engine.strategy import Strategy, StrategyContext
+from engine.strikes import strike_for_delta, strike_grid
+
+
+class CondorParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entry_frequency: Literal["daily", "weekly", "monthly"] = "weekly"
+    entry_weekday: int = Field(0, ge=0, le=4, description="0=Monday; a holiday moves entry to the next session")
+    entry_phase: Literal["open", "close"] = "close"
+    exit_phases: list[Literal["open", "close"]] = Field(default_factory=lambda: ["open", "close"])
+    expiries: Literal["monthly", "any"] = Field("any", description="'monthly' = SPX AM third-Friday only")
+    target_dte: int = Field(45, ge=1, le=365)
+    min_dte: int = Field(30, ge=1)
+    max_dte: int = Field(60, ge=1)
+    short_delta: float = Field(0.16, gt=0, lt=0.5)
+    wing: Literal["delta", "width"] = "delta"
+    long_delta: float = Field(0.05, gt=0, lt=0.5)
+    wing_width_pct: float = Field(0.025, gt=0, lt=0.5, description="wing width as a fraction of spot when wing='width'")
+    take_profit: float | None = Field(0.5, gt=0, le=1, description="close when this fraction of the credit is captured")
+    stop_loss: float | None = Field(2.0, gt=0, description="close when the loss reaches this multiple of the credit")
+    exit_dte: int = Field(21, ge=0, description="close at or below this many calendar days to expiry (0 = hold to settlement)")
+    max_open: int = Field(4, ge=1)
+    risk_per_trade: float = Field(0.02, gt=0, le=1, description="max loss of one condor as a fraction of equity")
+    max_book_risk: float = Field(0.10, gt=0, le=1, description="cap on the sum of open condors' max loss / equity")
+    max_vix_entry: float | None = Field(None, gt=0)
+    min_vix_entry: float | None = Field(None, gt=0)
+    min_credit_to_width: float = Field(0.0, ge=0, lt=1, description="skip entries whose credit is below this fraction of the wider wing")
+
+    @model_validator(mode="after")
+    def _windows(self):
+        if not self.min_dte <= self.target_dte <= self.max_dte:
+            raise ValueError("condor: need min_dte <= target_dte <= max_dte")
+        if self.wing == "delta" and self.long_delta >= self.short_delta:
+            raise ValueError("condor: long_delta must be below short_delta")
+        return self
+
+
+@dataclass
+class Condor:
+    cid: str
+    legs: tuple[OptionContract, ...]     # long put, short put, short call, long call
+    ratios: tuple[int, ...]              # +1, -1, -1, +1
+    quantity: int
+    entry_date: dt.date
+    expiry: dt.date
+    credit: float = math.nan             # per unit, points, positive
+    max_loss: float = math.nan           # per unit, points (widest wing - credit)
+    commissions: float = 0.0
+    status: str = "pending"              # pending -> open -> closing -> closed
+    open_intent: str = ""
+    close_intent: str = ""
+    exit_reason: str = ""
+    exit_date: dt.date | None = None
+    exit_debit: float = math.nan
+    settled_value: float = 0.0
+    settled_legs: int = 0
+
+    @property
+    def width(self) -> float:
+        return max(self.legs[1].strike - self.legs[0].strike, self.legs[3].strike - self.legs[2].strike)
+
+    def pnl(self) -> float:
+        if self.exit_reason == "expired":
+            return (self.credit * 100 * self.quantity) + self.settled_value - self.commissions
+        return (self.credit - self.exit_debit) * 100 * self.quantity - self.commissions
+
+
+class IronCondorBook(Strategy):
+    def __init__(self, params: CondorParams | None = None, book: str = "condor") -> None:
+        self.p = params or CondorParams()
+        self.book = book
+        self.condors: dict[str, Condor] = {}
+        self.by_intent: dict[str, str] = {}
+        self.trades: list[dict] = []
+        self._last_entry_key: tuple | None = None
+        self._n = 0
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _open(self) -> list[Condor]:
+        return [c for c in self.condors.values() if c.status in ("pending", "open", "closing")]
+
+    def _entry_due(self, date: dt.date) -> bool:
+        p = self.p
+        if p.entry_frequency == "daily":
+            key = (date,)
+        elif p.entry_frequency == "weekly":
+            iso = date.isocalendar()
+            if date.weekday() < p.entry_weekday:
+                return False
+            key = (iso.year, iso.week)
+        else:
+            key = (date.year, date.month)
+        if key == self._last_entry_key:
+            return False
+        self._last_entry_key = key
+        return True
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def on_snapshot(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
+        if not math.isfinite(snap.quotes.spx) or not math.isfinite(snap.quotes.vix):
+            return
+        if snap.phase.value in self.p.exit_phases:
+            self._manage(snap, ctx)
+        if snap.phase.value == self.p.entry_phase and self._entry_due(snap.date):
+            self._enter(snap, ctx)
+
+    def _manage(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
+        live = [c for c in self.condors.values() if c.status == "open"]
+        if not live:
+            return
+        p = self.p
+        legs = [leg for c in live for leg in c.legs]
+        mids = ctx.market.mids(legs).reshape(len(live), 4)
+        for c, m in zip(live, mids):
+            dte = (c.expiry - snap.date).days
+            if dte <= 0 and p.exit_dte == 0:
+                continue  # held to settlement
+            cost = float(-np.dot(c.ratios, m))  # debit to buy the condor back, per unit
+            reason = ""
+            if p.exit_dte and dte <= p.exit_dte:
+                reason = "time"
+            elif p.take_profit is not None and cost <= c.credit * (1.0 - p.take_profit):
+                reason = "take_profit"
+            elif p.stop_loss is not None and cost - c.credit >= p.stop_loss * c.credit:
+                reason = "stop"
+            if reason and dte >= 0:
+                c.status = "closing"
+                c.exit_reason = reason
+                close_legs = [OrderLeg(leg, -r) for leg, r in zip(c.legs, c.ratios)]
+                q = ctx.quotes(c.legs)
+                natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
+                c.close_intent = ctx.submit(close_legs, c.quantity, purpose="close", limit=round(natural, 2))
+                self.by_intent[c.close_intent] = c.cid
+
+    def _choose_expiry(self, date: dt.date):
+        p = self.p
+        best = None
+        for e in listed_expiries(date, p.max_dte):
+            dte = (e.date.date() - date).days if hasattr(e.date, "date") else (e.date - date).days
+            if dte < p.min_dte or dte > p.max_dte:
+                continue
+            if p.expiries == "monthly" and e.root != "SPX":
+                continue
+            score = (abs(dte - p.target_dte), 0 if e.root == "SPX" else 1)
+            if best is None or score < best[0]:
+                best = (score, e)
+        return None if best is None else best[1]
+
+    def _enter(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
+        p = self.p
+        vix = snap.quotes.vix
+        if p.max_vix_entry is not None and vix > p.max_vix_entry:
+            return
+        if p.min_vix_entry is not None and vix < p.min_vix_entry:
+            return
+        if len(self._open()) >= p.max_open:
+            return
+        exp = self._choose_expiry(snap.date)
+        if exp is None:
+            return
+        expiry = exp.date.date() if hasattr(exp.date, "date") else exp.date
+        m = ctx.market
+        probe = spx_option(expiry, m.spot, "P", exp.root)
+        T = m.years_to(probe)
+        surface = m.surface
+        grid = strike_grid(m.spot, snap.date, (expiry - snap.date).days)
+        sp = strike_for_delta(surface, T, p.short_delta, False, grid)
+        sc = strike_for_delta(surface, T, p.short_delta, True, grid)
+        if p.wing == "delta":
+            lp = strike_for_delta(surface, T, p.long_delta, False, grid)
+            lc = strike_for_delta(surface, T, p.long_delta, True, grid)
+        else:
+            w = p.wing_width_pct * m.spot
+            lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
+            lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
+        if not (lp < sp < sc < lc):
+            return
+        legs = tuple(spx_option(expiry, k, r, exp.root) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        ratios = (1, -1, -1, 1)
+        mids = m.mids(legs)
+        credit = float(-np.dot(ratios, mids))
+        width = max(sp - lp, lc - sc)
+        max_loss = width - credit
+        if credit <= 0 or max_loss <= 0 or credit < p.min_credit_to_width * width:
+            return
+        equity = ctx.equity
+        open_risk = sum(c.max_loss * 100 * c.quantity for c in self._open() if math.isfinite(c.max_loss))
+        budget = min(p.risk_per_trade * equity, p.max_book_risk * equity - open_risk)
+        qty = int(budget // (max_loss * 100))
+        if qty < 1:
+            return
+        self._n += 1
+        c = Condor(f"{self.book}-{snap.date:%Y%m%d}-{self._n}", legs, ratios, qty, snap.date, expiry,
+                   credit=credit, max_loss=max_loss)
+        q = ctx.quotes(legs)
+        natural = sum(r * (qt.ask if r > 0 else qt.bid) for r, qt in zip(ratios, q))
+        self.condors[c.cid] = c
+        c.open_intent = ctx.submit([OrderLeg(leg, r) for leg, r in zip(legs, ratios)], qty, purpose="open",
+                                   limit=round(natural, 2))
+        self.by_intent[c.open_intent] = c.cid
+
+    def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None:
+        cid = self.by_intent.get(fill.intent_id)
+        if cid is None:
+            return
+        c = self.condors[cid]
+        c.commissions += fill.commission
+        if fill.intent_id == c.open_intent:
+            c.credit = -fill.net_price
+            c.max_loss = c.width - c.credit
+            c.status = "open"
+        elif fill.intent_id == c.close_intent:
+            c.exit_debit = fill.net_price
+            c.exit_date = fill.ts.date()
+            c.status = "closed"
+            self._record(c)
+
+    def on_order_status(self, event: OrderStatusEvent, ctx: StrategyContext) -> None:
+        cid = self.by_intent.get(event.intent_id)
+        if cid is None or event.state not in (OrderState.CANCELLED, OrderState.REJECTED):
+            return
+        c = self.condors[cid]
+        if event.intent_id == c.open_intent:
+            c.status = "void"
+            del self.condors[cid]
+        elif event.intent_id == c.close_intent:
+            c.status = "open"  # try again at the next check
+            c.exit_reason = ""
+
+    def on_settlement(self, event: SettlementEvent, ctx: StrategyContext) -> None:
+        for c in self.condors.values():
+            if c.status in ("open", "closing") and event.instrument in c.legs:
+                c.settled_value += event.cash
+                c.settled_legs += 1
+                if c.settled_legs == 4:
+                    c.status = "closed"
+                    c.exit_reason = "expired"
+                    c.exit_date = event.ts.date()
+                    self._record(c)
+                return
+
+    def _record(self, c: Condor) -> None:
+        self.trades.append({
+            "id": c.cid, "entry_date": c.entry_date, "exit_date": c.exit_date, "expiry": c.expiry,
+            "root": c.legs[0].root, "long_put": c.legs[0].strike, "short_put": c.legs[1].strike,
+            "short_call": c.legs[2].strike, "long_call": c.legs[3].strike, "quantity": c.quantity,
+            "credit": round(c.credit, 4), "exit_debit": None if math.isnan(c.exit_debit) else round(c.exit_debit, 4),
+            "exit_reason": c.exit_reason, "commissions": round(c.commissions, 2), "pnl": round(c.pnl(), 2),
+        })
+
+    # ---- persistence (daemon) ----------------------------------------------------------------
+    def state(self) -> dict:
+        return {"condors": {k: asdict(v) for k, v in self.condors.items()}, "n": self._n,
+                "last_entry_key": self._last_entry_key}
+
+    def restore(self, state: dict) -> None:
+        self._n = state.get("n", 0)
+        key = state.get("last_entry_key")
+        self._last_entry_key = tuple(key) if key else None
+        self.condors.clear()
+        self.by_intent.clear()
+        for cid, raw in state.get("condors", {}).items():
+            raw = dict(raw)
+            raw["legs"] = tuple(OptionContract(**leg) if isinstance(leg, dict) else leg for leg in raw["legs"])
+            raw["ratios"] = tuple(raw["ratios"])
+            c = Condor(**raw)
+            self.condors[cid] = c
+            for intent in (c.open_intent, c.close_intent):
+                if intent:
+                    self.by_intent[intent] = cid

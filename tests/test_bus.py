@@ -1,0 +1,59 @@
+import datetime as dt
+
+import pytest
+
+from engine.bus import EventBus
+from engine.clock import ET
+from engine.events import Event, TimerEvent
+
+
+def ts(h, m=0):
+    return dt.datetime(2024, 1, 2, h, m, tzinfo=ET)
+
+
+def test_orders_by_timestamp_then_publication_sequence():
+    bus = EventBus()
+    seen = []
+    bus.subscribe(TimerEvent, lambda e: seen.append(e.name))
+    bus.publish(TimerEvent(ts(10), "b"))
+    bus.publish(TimerEvent(ts(9), "a"))
+    bus.publish(TimerEvent(ts(10), "c"))
+    bus.run()
+    assert seen == ["a", "b", "c"]
+
+
+def test_handler_publications_run_after_queued_events_of_same_instant():
+    bus = EventBus()
+    seen = []
+
+    def handler(e):
+        seen.append(e.name)
+        if e.name == "first":
+            bus.publish(TimerEvent(e.ts, "child"))
+
+    bus.subscribe(TimerEvent, handler)
+    bus.publish(TimerEvent(ts(9), "first"))
+    bus.publish(TimerEvent(ts(9), "second"))
+    bus.run()
+    assert seen == ["first", "second", "child"]
+
+
+def test_base_class_subscription_sees_subclasses_and_past_events_are_refused():
+    bus = EventBus()
+    seen = []
+    bus.subscribe(Event, lambda e: seen.append(type(e).__name__))
+    bus.publish(TimerEvent(ts(9), "x"))
+    bus.run()
+    assert seen == ["TimerEvent"]
+    with pytest.raises(ValueError):
+        bus.publish(TimerEvent(ts(8), "late"))
+
+
+def test_run_until_stops_before_later_events():
+    bus = EventBus()
+    seen = []
+    bus.subscribe(TimerEvent, lambda e: seen.append(e.name))
+    bus.publish(TimerEvent(ts(9), "a"))
+    bus.publish(TimerEvent(ts(11), "b"))
+    assert bus.run(until=ts(10)) == 1
+    assert seen == ["a"] and bus.pending() == 1

@@ -1,0 +1,34 @@
+import math
+
+import pandas as pd
+import pytest
+
+from engine.metrics import cagr, max_drawdown, summarize, time_under_water
+
+
+def series(values, start="2020-01-01"):
+    return pd.Series(values, index=pd.bdate_range(start, periods=len(values)), dtype=float)
+
+
+def test_max_drawdown_hand_checked():
+    eq = series([100, 110, 99, 88, 95, 121, 110])
+    dd = max_drawdown(eq)
+    assert dd.max_drawdown == pytest.approx(0.2)        # 110 -> 88
+    assert dd.peak == eq.index[1] and dd.trough == eq.index[3] and dd.recovery == eq.index[5]
+    assert time_under_water(eq) == 3
+
+
+def test_cagr_doubling_in_two_years():
+    idx = pd.to_datetime(["2020-01-01", "2022-01-01"])
+    assert cagr(pd.Series([100.0, 200.0], index=idx)) == pytest.approx(2 ** (365.25 / 731) - 1, rel=1e-9)
+
+
+def test_summary_calmar_is_cagr_over_drawdown():
+    eq = series([100, 105, 95, 110, 120, 115, 130])
+    s = summarize(eq)
+    assert s.calmar == pytest.approx(s.cagr / s.max_drawdown)
+    assert math.isfinite(s.sharpe)
+
+
+def test_no_drawdown_on_monotone_series():
+    assert max_drawdown(series([1, 2, 3])).max_drawdown == 0.0
