@@ -31,6 +31,29 @@ def _col(daily: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(daily), math.nan)
 
 
+def _usable_open(daily: pd.DataFrame, name: str, close: np.ndarray) -> np.ndarray:
+    """Opening prints a trader could have seen at 09:30.
+
+    Some sources are close-only for years (open == close: VIX9D 2011-13, VIX6M 2008-13, VIX 1990-91) and
+    Cboe's VIX file has opens outside the day's range before 2007 (e.g. 2006-02-08 open 41.60, range
+    12-13). Using such an "open" would either leak the close or trade on a bad print, so those opens are
+    replaced by the prior close (known at the open) and the substitution is counted in `open_fallbacks`.
+    """
+    o = _col(daily, f"{name}_open").copy()
+    hi, lo = _col(daily, f"{name}_high"), _col(daily, f"{name}_low")
+    has_range = np.isfinite(hi) & np.isfinite(lo)
+    close_only = (o == close) & np.where(has_range, hi == lo, True)
+    bad = ~np.isfinite(o) | close_only | (has_range & ((o > hi * 1.0001) | (o < lo * 0.9999)))
+    prior = np.concatenate([[math.nan], close[:-1]])
+    bad &= np.isfinite(close)  # only days the series exists
+    o[bad] = prior[bad]
+    _usable_open.fallbacks[name] = int(bad.sum())
+    return o
+
+
+_usable_open.fallbacks = {}
+
+
 class HistoricalReplay:
     def __init__(self, panel, start: str | dt.date | None = None, end: str | dt.date | None = None) -> None:
         daily = panel.daily
@@ -44,8 +67,8 @@ class HistoricalReplay:
             raise ValueError(f"no trading days in the panel between {lo.date()} and {hi.date()}")
         self._first, self._last = first, last
         self.dates = [d.date() for d in dates_all]
-        self._o = {f: _col(daily, f"{f}_open") for f in INDEX_FIELDS}
         self._c = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}
+        self._o = {f: _usable_open(daily, f, self._c[f]) for f in INDEX_FIELDS}
         self._vvix = _col(daily, "vvix_close")
         self._skew = _col(daily, "skew_close")
         self._rate = _col(daily, "rate_tbill")

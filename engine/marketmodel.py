@@ -124,7 +124,7 @@ class MarketModel:
             F = self.vx(expiry)
             if not math.isfinite(F):
                 raise KeyError(f"no VX price for {expiry} on {self.date}: cannot price VIX options of that expiry")
-            s = self._vix_surfaces[expiry] = VixOptionSurface(F, self.rate, self.quotes.vvix, self.vix, self._vix_params)
+            s = self._vix_surfaces[expiry] = VixOptionSurface(F, self.rate, self.quotes.vvix, self._vix_params, vix=self.vix)
         return s
 
     # ---- prices --------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class MarketModel:
             T = self.years_to(o)
             if o.root == "VIX":
                 s = self.vix_surface(o.expiry)
-                out[i] = float(black76_greeks(s.forward, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").delta)
+                out[i] = float(black76_greeks(s.future, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").delta)
             else:
                 sig = self.surface.vol(o.strike, T)
                 out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").delta)
@@ -178,7 +178,7 @@ class MarketModel:
             T = self.years_to(o)
             if o.root == "VIX":
                 s = self.vix_surface(o.expiry)
-                out[i] = float(black76_greeks(s.forward, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").vega)
+                out[i] = float(black76_greeks(s.future, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").vega)
             else:
                 sig = self.surface.vol(o.strike, T)
                 out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").vega)
