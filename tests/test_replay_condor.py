@@ -1,0 +1,115 @@
+"""End-to-end: real history -> replay -> condor book -> simulated broker -> ledger."""
+import datetime as dt
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adapters.backtest import run_backtest, write_outputs
+from adapters.replay import HistoricalReplay
+from config.settings import ConfigError, load_config
+from engine.events import Phase
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("config/condor.toml")
+
+
+@pytest.fixture(scope="module")
+def result_2020(cfg, panel):
+    return run_backtest(cfg, panel, start="2019-10-01", end="2020-06-30")
+
+
+def test_replay_snapshots_use_only_what_is_known(panel):
+    r = HistoricalReplay(panel, "2020-03-13", "2020-03-18")
+    i = r.dates.index(dt.date(2020, 3, 16))
+    o, c = list(r.snapshots_for(i))
+    assert o.phase is Phase.OPEN and c.phase is Phase.CLOSE and o.ts < c.ts
+    assert c.quotes.vix == pytest.approx(82.69)
+    # at the open, VX is the prior settlement, never the day's
+    mar = dt.date(2020, 3, 18)
+    vx = panel.vx
+    prior = vx[(vx["date"] == pd.Timestamp("2020-03-13")) & (vx["expiry"] == pd.Timestamp("2020-03-18"))]["settle"]
+    assert o.quotes.vx[mar] == pytest.approx(prior.iloc[0])
+    assert c.quotes.vx[mar] == pytest.approx(72.625)
+    # the Mar-2020 VIX settlement value is published only at the open of 2020-03-18
+    j = r.dates.index(mar)
+    o18, c18 = list(r.snapshots_for(j))
+    assert mar in o18.quotes.vx_final and mar not in o.quotes.vx_final
+    assert mar not in c18.quotes.vx
+
+
+def test_condor_book_trades_and_books_balance(result_2020):
+    res = result_2020
+    eq = res.equity
+    assert len(res.trades) > 10
+    # equity = initial + condor P&L + interest, every day
+    recon = res.config.run.initial_equity + eq["pnl_condor"] + eq["interest"]
+    assert np.allclose(eq["equity"], recon, atol=1e-4)
+    # March 2020 hurt: the book's drawdown trough falls in Feb-Apr 2020
+    assert pd.Timestamp("2020-02-20") <= pd.Timestamp(res.summary.dd_trough) <= pd.Timestamp("2020-04-30")
+    assert (res.fills["commission"] > 0).all()
+    # every condor leg set is ordered long put < short put < short call < long call
+    t = res.trades
+    assert (t.long_put < t.short_put).all() and (t.short_put < t.short_call).all() and (t.short_call < t.long_call).all()
+    assert set(t.exit_reason) <= {"take_profit", "stop", "time", "expired"}
+
+
+def test_condor_sizing_respects_risk_limits(result_2020, cfg):
+    t = result_2020.trades
+    width = np.maximum(t.short_put - t.long_put, t.long_call - t.short_call)
+    max_loss = (width - t.credit) * 100 * t.quantity
+    equity_cap = cfg.condor.risk_per_trade * result_2020.equity["equity"].max()
+    assert (max_loss <= equity_cap * 1.02).all()
+
+
+def test_replay_is_deterministic(cfg, panel, tmp_path):
+    a = run_backtest(cfg, panel, start="2020-01-01", end="2020-04-30")
+    b = run_backtest(cfg, panel, start="2020-01-01", end="2020-04-30")
+    write_outputs(a, tmp_path / "a")
+    write_outputs(b, tmp_path / "b")
+    for name in ("equity.csv", "trades.csv", "fills.csv", "summary.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_bad_config_key_names_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[condor]\nshort_delta = 0.7\n")
+    with pytest.raises(ConfigError, match="condor.short_delta"):
+        load_config(bad)
+    bad.write_text("[condor]\nshort_detla = 0.16\n")
+    with pytest.raises(ConfigError, match="short_detla"):
+        load_config(bad)
+
+
+def test_cli_replay_and_config_error_exit_codes(data_dir, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "adapters.cli", "replay", "--config", "config/condor.toml", "--start", "2021-01-01",
+           "--end", "2021-03-31", "--data-dir", str(data_dir), "--out", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "max drawdown" in p.stdout and "Sharpe" in p.stdout
+    assert (out / "equity.csv").exists() and (out / "trades.parquet").exists() and (out / "fills.csv").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nstart = 2020-01-01\nend = 2019-01-01\n")
+    p = subprocess.run(cmd[:5] + [str(bad), "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "run" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_cli_data_check_fails_on_corrupted_copy(data_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    path = copy / "vix_daily.csv"
+    lines = path.read_text().splitlines()
+    n = next(i for i, l in enumerate(lines) if l.startswith("2020-03-16"))
+    lines[n] = "2020-03-16,,,,"
+    path.write_text("\n".join(lines) + "\n")
+    p = subprocess.run([sys.executable, "-m", "adapters.cli", "data", "check", "--data-dir", str(copy)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    assert "vix_daily.csv" in p.stderr and f"row {n + 1}" in p.stderr
