@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,11 @@ class OptionContract:
     right: str         # "C" | "P"
     settlement: str    # "AM" | "PM"
     multiplier: int = 100
+    key: str = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # the key is looked up on every mark and ledger access: build the string once
+        object.__setattr__(self, "key", f"{self.root} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}")
 
     @property
     def underlying(self) -> str:
@@ -27,10 +32,6 @@ class OptionContract:
     @property
     def is_call(self) -> bool:
         return self.right == "C"
-
-    @property
-    def key(self) -> str:
-        return f"{self.root} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}"
 
     def intrinsic(self, underlying_price: float) -> float:
         if self.right == "C":
@@ -43,10 +44,10 @@ class FutureContract:
     symbol: str        # "VX"
     expiry: dt.date
     multiplier: int = 1000
+    key: str = field(init=False, repr=False, compare=False, hash=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.symbol} {self.expiry:%Y-%m-%d}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.symbol} {self.expiry:%Y-%m-%d}")
 
 
 @dataclass(frozen=True, slots=True)

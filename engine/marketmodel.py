@@ -72,6 +72,7 @@ class MarketModel:
         self._surface: SpxSurface | None = None
         self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
         self._T: dict[tuple, float] = {}
+        self._mid_cache: dict[str, float] = {}
 
     # ---- basic quotes ----------------------------------------------------------------------------
     @property
@@ -129,6 +130,19 @@ class MarketModel:
 
     # ---- prices --------------------------------------------------------------------------------
     def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
+        """Model mid of each instrument, memoised for this snapshot (strategies, the broker and the
+        end-of-day marks ask for the same contracts)."""
+        cache = self._mid_cache
+        try:
+            return np.array([cache[i.key] for i in instruments], dtype=float)
+        except KeyError:
+            pass
+        out = self._compute_mids(instruments)
+        for inst, px in zip(instruments, out.tolist()):
+            cache[inst.key] = px
+        return out
+
+    def _compute_mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
         out = np.full(len(instruments), math.nan)
         spx_idx: list[int] = []
         vix_idx: dict[dt.date, list[int]] = {}
@@ -142,7 +156,13 @@ class MarketModel:
                 out[i] = self.vx(inst.expiry)
             elif isinstance(inst, Equity):
                 out[i] = self.etp(inst.symbol)
-        if spx_idx:
+        if 0 < len(spx_idx) <= 32:
+            # small batches: the scalar path is several times faster than numpy's per-call overhead
+            surf = self.surface
+            for i in spx_idx:
+                o = instruments[i]
+                out[i] = surf.price(o.strike, self.years_to(o), o.right == "C")
+        elif spx_idx:
             opts = [instruments[i] for i in spx_idx]
             K = np.array([o.strike for o in opts])
             T = np.array([self.years_to(o) for o in opts])

@@ -92,7 +92,8 @@ class IronCondorBook(Strategy):
     def __init__(self, params: CondorParams | None = None, book: str = "condor") -> None:
         self.p = params or CondorParams()
         self.book = book
-        self.condors: dict[str, Condor] = {}
+        self.condors: dict[str, Condor] = {}     # live: pending, open or closing
+        self.closed: list[Condor] = []
         self.by_intent: dict[str, str] = {}
         self.trades: list[dict] = []
         self._last_entry_key: tuple | None = None
@@ -100,7 +101,7 @@ class IronCondorBook(Strategy):
 
     # ---- helpers -------------------------------------------------------------------------------
     def _open(self) -> list[Condor]:
-        return [c for c in self.condors.values() if c.status in ("pending", "open", "closing")]
+        return list(self.condors.values())
 
     def _entry_due(self, date: dt.date) -> bool:
         p = self.p
@@ -263,6 +264,10 @@ class IronCondorBook(Strategy):
                 return
 
     def _record(self, c: Condor) -> None:
+        self.condors.pop(c.cid, None)
+        self.closed.append(c)
+        for intent in (c.open_intent, c.close_intent):
+            self.by_intent.pop(intent, None)
         self.trades.append({
             "id": c.cid, "entry_date": c.entry_date, "exit_date": c.exit_date, "expiry": c.expiry,
             "root": c.legs[0].root, "long_put": c.legs[0].strike, "short_put": c.legs[1].strike,
