@@ -1,0 +1,1 @@
+"""Interactive Brokers adapter package (paper trading via ib_async)."""

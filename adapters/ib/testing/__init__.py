@@ -1,0 +1,62 @@
+"""Loopback TWS-protocol test server (FakeTWS) for the IB paper adapter's tests and rehearsals.
+
+    from adapters.ib.testing import FakeTWS, FillPartial
+    async with FakeTWS() as srv:
+        ...
+
+See docs/ib-test-server.md.
+"""
+
+from .book import (
+    BAG_CONID,
+    SPX_CONID,
+    VIX_CONID,
+    ContractSpec,
+    ContractUniverse,
+    DefaultQuoteProvider,
+    FillAll,
+    FillDecision,
+    FillPartial,
+    FillPolicy,
+    MarketableFill,
+    NeverFill,
+    Quote,
+    Reject,
+    bs_price,
+    implied_vol,
+    third_friday,
+    vx_expiry,
+)
+
+
+def __getattr__(name: str):
+    # imported lazily so `python -m adapters.ib.testing.server` runs without a runpy warning
+    if name in ("FakeTWS", "Msg"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "BAG_CONID",
+    "SPX_CONID",
+    "VIX_CONID",
+    "ContractSpec",
+    "ContractUniverse",
+    "DefaultQuoteProvider",
+    "FakeTWS",
+    "FillAll",
+    "FillDecision",
+    "FillPartial",
+    "FillPolicy",
+    "MarketableFill",
+    "Msg",
+    "NeverFill",
+    "Quote",
+    "Reject",
+    "bs_price",
+    "implied_vol",
+    "third_friday",
+    "vx_expiry",
+]
