@@ -161,7 +161,7 @@ class MarketModel:
             surf = self.surface
             for i in spx_idx:
                 o = instruments[i]
-                out[i] = surf.price(o.strike, self.years_to(o), o.right == "C")
+                out[i] = surf.price1(o.strike, self.years_to(o), o.right == "C")
         elif spx_idx:
             opts = [instruments[i] for i in spx_idx]
             K = np.array([o.strike for o in opts])

@@ -76,8 +76,23 @@ def strike_for_delta(surface: SpxSurface, T: float, target_delta: float, is_call
     absolute value: 0.16 with is_call=False targets a put delta of -0.16."""
     target = abs(float(target_delta)) * (1.0 if is_call else -1.0)
     K = np.asarray(grid, dtype=float)
-    d = surface.delta(K, float(T), bool(is_call))
-    return float(K[int(np.argmin(np.abs(d - target)))])
+    T = float(T)
+    call = bool(is_call)
+    # Delta falls as the strike rises (calls 1 -> 0, puts 0 -> -1): bisect on the grid with the scalar
+    # delta (a dozen evaluations) instead of pricing every listed strike, then take the nearer neighbour.
+    lo, hi = 0, len(K) - 1
+    if surface.delta1(K[lo], T, call) <= target:
+        return float(K[lo])
+    if surface.delta1(K[hi], T, call) >= target:
+        return float(K[hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if surface.delta1(K[mid], T, call) > target:
+            lo = mid
+        else:
+            hi = mid
+    d_lo, d_hi = surface.delta1(K[lo], T, call), surface.delta1(K[hi], T, call)
+    return float(K[lo] if abs(d_lo - target) <= abs(d_hi - target) else K[hi])
 
 
 def vix_strike_grid(F: float) -> np.ndarray:

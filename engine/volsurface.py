@@ -21,6 +21,8 @@ import numpy as np
 from engine.pricing import (
     Greeks,
     _all_scalar,
+    _black_undisc_scalar,
+    _ncdf,
     black76_greeks,
     black76_price,
     bsm_greeks,
@@ -206,8 +208,24 @@ class SpxSurface:
         return np.asarray(np.clip(atm * m, p.min_vol, p.max_vol))
 
     # -- prices and greeks ----------------------------------------------------------------------
+    def price1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of price(): the replay marks a handful of legs per snapshot, where numpy's
+        per-call overhead would dominate."""
+        T = max(T, 0.0)
+        sig = self._vol_scalar(K, T)
+        F = self.spot * math.exp(self._carry * T)
+        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
+
     def price(self, K, T, is_call):
         return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+    def delta1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of delta() (strike searches evaluate it a few times per entry)."""
+        T = max(T, 1e-10)
+        v = self._vol_scalar(K, T) * math.sqrt(T)
+        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
+        dq = math.exp(-self.div_yield * T)
+        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
 
     def delta(self, K, T, is_call):
         """Sticky-strike BSM delta at the surface vol (no skew adjustment)."""

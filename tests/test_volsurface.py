@@ -278,3 +278,28 @@ def test_vix_strike_grid():
     assert {15.0, 18.0, 20.0, 25.0, 32.5, 55.0} <= set(g.tolist())
     g = vix_strike_grid(60.0)
     assert g[-1] >= 180 and np.all(np.diff(g[g > 50]) == 5)
+
+
+def test_scalar_fast_price_matches_array_price():
+    from engine.volsurface import SkewParams, SpxSurface
+
+    s = SpxSurface(4500.0, 0.04, 0.015, [(9 / 365, 0.22), (30 / 365, 0.2), (91 / 365, 0.21)], SkewParams())
+    for K in (3500.0, 4200.0, 4500.0, 4800.0, 5200.0):
+        for T in (0.0, 2 / 365, 45 / 365, 0.7):
+            for call in (True, False):
+                assert s.price1(K, T, call) == pytest.approx(float(s.price(np.array([K]), np.array([T]), call)[0]), rel=1e-12, abs=1e-12)
+
+
+def test_strike_search_matches_exhaustive_argmin():
+    from engine.volsurface import SkewParams, SpxSurface
+
+    for spot, vix in ((1250.0, 0.11), (2700.0, 0.35), (4500.0, 0.2), (6000.0, 0.65)):
+        s = SpxSurface(spot, 0.03, 0.015, [(30 / 365, vix)], SkewParams())
+        grid = strike_grid(spot, "2024-01-05", 45)
+        for target in (0.05, 0.16, 0.2, 0.3):
+            for call in (True, False):
+                T = 45 / 365
+                d = np.array([s.delta1(k, T, call) for k in grid])
+                assert np.allclose(d, s.delta(grid, T, call), rtol=1e-10, atol=1e-12)
+                want = float(grid[int(np.argmin(np.abs(d - (target if call else -target))))])
+                assert strike_for_delta(s, T, target, call, grid) == want
