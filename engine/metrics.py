@@ -51,22 +51,28 @@ def daily_returns(equity: pd.Series) -> pd.Series:
     return equity.pct_change().dropna()
 
 
-def sharpe(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> float:
-    """Annualised Sharpe of daily returns in excess of the risk-free rate (aligned daily if a series)."""
+def excess_returns(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> pd.Series:
+    """Daily returns minus the risk-free rate (a series is aligned by date, known-rate carried forward)."""
     r = daily_returns(equity)
     if isinstance(rf_annual, pd.Series):
         rf = rf_annual.reindex(r.index).ffill().fillna(0.0) / TRADING_DAYS
     else:
         rf = rf_annual / TRADING_DAYS
-    ex = r - rf
+    return r - rf
+
+
+def sharpe(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> float:
+    """Annualised Sharpe of daily returns in excess of the risk-free rate."""
+    ex = excess_returns(equity, rf_annual)
     sd = ex.std(ddof=1)
     return float(ex.mean() / sd * math.sqrt(TRADING_DAYS)) if sd > 0 else math.nan
 
 
-def sortino(equity: pd.Series) -> float:
-    r = daily_returns(equity)
-    downside = np.sqrt((np.minimum(r, 0.0) ** 2).mean())
-    return float(r.mean() / downside * math.sqrt(TRADING_DAYS)) if downside > 0 else math.nan
+def sortino(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> float:
+    """Annualised Sortino of excess returns (downside deviation of excess returns below zero)."""
+    ex = excess_returns(equity, rf_annual)
+    downside = np.sqrt((np.minimum(ex, 0.0) ** 2).mean())
+    return float(ex.mean() / downside * math.sqrt(TRADING_DAYS)) if downside > 0 else math.nan
 
 
 def volatility(equity: pd.Series) -> float:
@@ -118,7 +124,7 @@ def summarize(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> Summary:
         start=fmt(equity.index[0]), end=fmt(equity.index[-1]),
         final_equity=float(equity.iloc[-1]),
         total_return=float(equity.iloc[-1] / equity.iloc[0] - 1.0),
-        cagr=g, volatility=volatility(equity), sharpe=sharpe(equity, rf_annual), sortino=sortino(equity),
+        cagr=g, volatility=volatility(equity), sharpe=sharpe(equity, rf_annual), sortino=sortino(equity, rf_annual),
         max_drawdown=dd.max_drawdown, dd_peak=fmt(dd.peak), dd_trough=fmt(dd.trough), dd_recovery=fmt(dd.recovery),
         calmar=(g / dd.max_drawdown) if dd.max_drawdown > 0 and math.isfinite(g) else math.nan,
         worst_month=worst_month(equity), days_under_water=time_under_water(equity),

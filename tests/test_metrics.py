@@ -32,3 +32,13 @@ def test_summary_calmar_is_cagr_over_drawdown():
 
 def test_no_drawdown_on_monotone_series():
     assert max_drawdown(series([1, 2, 3])).max_drawdown == 0.0
+
+
+def test_sharpe_and_sortino_are_both_in_excess_of_the_risk_free_rate():
+    from engine.metrics import sharpe, sortino
+
+    eq = series([100 * 1.0002 ** i for i in range(300)])      # earns exactly 5.04%/yr, risk free
+    rf = 252 * 0.0002
+    assert abs(sharpe(eq + 0.0, rf)) < 1e-6 or math.isnan(sharpe(eq, rf))
+    noisy = series([100 * 1.0002 ** i * (1 + 0.001 * (-1) ** i) for i in range(300)])
+    assert sortino(noisy, rf) < sortino(noisy, 0.0)
