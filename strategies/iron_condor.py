@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
-from engine.instruments import OptionContract, spx_option
+from engine.instruments import OptionContract
 from engine.orders import OrderLeg
 from engine.strategy import Strategy, StrategyContext
 from engine.strikes import strike_for_delta, strike_grid
@@ -184,7 +184,7 @@ class IronCondorBook(Strategy):
             return
         expiry = exp.date.date() if hasattr(exp.date, "date") else exp.date
         m = ctx.market
-        probe = spx_option(expiry, m.spot, "P", exp.root)
+        probe = OptionContract(exp.root, expiry, m.spot, "P", exp.settlement)
         T = m.years_to(probe)
         surface = m.surface
         grid = strike_grid(m.spot, snap.date, (expiry - snap.date).days)
@@ -199,7 +199,7 @@ class IronCondorBook(Strategy):
             lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
         if not (lp < sp < sc < lc):
             return
-        legs = tuple(spx_option(expiry, k, r, exp.root) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        legs = tuple(OptionContract(exp.root, expiry, float(k), r, exp.settlement) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
         ratios = (1, -1, -1, 1)
         mids = m.mids(legs)
         credit = float(-np.dot(ratios, mids))
