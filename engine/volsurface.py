@@ -75,6 +75,7 @@ class SpxSurface:
     __slots__ = (
         "_Ts",
         "_Ts_a",
+        "_tcache",
         "_carry",
         "_v0",
         "_vn",
@@ -113,6 +114,7 @@ class SpxSurface:
         self._v0 = math.sqrt(ws[0] / Ts[0])
         self._vn = math.sqrt(ws[-1] / Ts[-1])
         self._carry = self.rate - self.div_yield
+        self._tcache: dict[float, tuple[float, float, float, float]] = {}
 
     # -- term structure -------------------------------------------------------------------------
     def forward(self, T):
@@ -162,15 +164,23 @@ class SpxSurface:
         return np.asarray(p.atm_ratio * te ** p.atm_ratio_term_exp * self.index_vol(T))
 
     # -- smile ----------------------------------------------------------------------------------
+    def _term(self, T: float) -> tuple[float, float, float, float]:
+        """(atm vol, slope, forward, atm * sqrt(T)) at T, memoised: a day's legs share a few expiries."""
+        hit = self._tcache.get(T)
+        if hit is None:
+            p = self.params
+            atm = self._ratio_scalar(T) * self._index_vol_scalar(T)
+            te = min(max(T * 365.0, p.term_min_days), p.term_max_days) / 30.0
+            hit = (atm, p.slope * te ** p.slope_term_exp, self.spot * math.exp(self._carry * T), atm * math.sqrt(T))
+            self._tcache[T] = hit
+        return hit
+
     def _vol_scalar(self, K: float, T: float) -> float:
         p = self.params
         T = max(T, _T_FLOOR)
-        atm = self._ratio_scalar(T) * self._index_vol_scalar(T)
-        te = min(max(T * 365.0, p.term_min_days), p.term_max_days) / 30.0
-        s = p.slope * te ** p.slope_term_exp
+        atm, s, F, scale = self._term(T)
         c = p.curvature
-        F = self.spot * math.exp(self._carry * T)
-        z = math.log(K / F) / (atm * math.sqrt(T))
+        z = math.log(K / F) / scale
         zl = p.put_wing_z
         if z < zl:
             m = 1.0 + s * zl + c * zl * zl + (s + 2.0 * c * zl) * (z - zl)
