@@ -7,6 +7,16 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Resolve sys.stderr at each write: test runners and daemons swap it after logging is configured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(json: bool = False, level: str = "INFO") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     processors = [
@@ -21,7 +31,7 @@ def configure_logging(json: bool = False, level: str = "INFO") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
 

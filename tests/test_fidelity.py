@@ -1,0 +1,135 @@
+"""Fidelity computations: parity forwards and market IVs on a synthetic chain, the S&P 500 total-return proxy,
+the calibrated config, the surface acceptance figure, and `alvh validate` on a short real window."""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adapters import fidelity as F
+from adapters.data.chains import ChainSnapshot
+from engine.pricing import black76_price
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _synthetic_chain(F0=4000.0, r=0.05, vol_atm=0.20, skew=-0.8, trade_date="2023-03-08") -> tuple[ChainSnapshot, dict]:
+    """Calls and puts priced with Black-76 on a known forward and discount rate, quoted +/- 2 % around the price."""
+    td = pd.Timestamp(trade_date)
+    rows, truth = [], {}
+    for dte, root in ((14, "SPXW"), (30, "SPXW"), (44, "SPX")):
+        expiry = td + pd.Timedelta(days=dte)
+        h, m = (9, 30) if root == "SPX" else (16, 0)
+        T = ((expiry + pd.Timedelta(hours=h, minutes=m)) - (td + pd.Timedelta(hours=16, minutes=15))).total_seconds() / (365 * 86400)
+        Fe = F0 * math.exp(0.01 * T)
+        truth[(expiry, root)] = (Fe, math.exp(-r * T), T)
+        for K in np.arange(3000, 5001, 25.0):
+            vol = vol_atm + skew * 0.1 * math.log(K / Fe)
+            for right in ("C", "P"):
+                px = float(black76_price(Fe, K, T, r, vol, right == "C"))
+                rows.append({"expiry": expiry, "root": root, "strike": K, "right": right, "bid": round(px * 0.98, 4),
+                             "ask": round(px * 1.02 + 0.05, 4), "true_vol": vol})
+    q = pd.DataFrame(rows)
+    q["mid"] = (q["bid"] + q["ask"]) / 2
+    q["mid"] = np.where(q["bid"] > 0, q["mid"], np.nan)
+    return ChainSnapshot(trade_date=td, underlying_last=F0, quotes=q), truth
+
+
+def test_parity_forward_and_discount_factor_are_recovered():
+    chain, truth = _synthetic_chain()
+    fw = F.chain_forwards(chain).set_index(["expiry", "root"])
+    for key, (Fe, D, T) in truth.items():
+        assert fw.loc[key, "F"] == pytest.approx(Fe, rel=2e-4)
+        assert fw.loc[key, "T"] == pytest.approx(T, rel=1e-9)
+        if fw.loc[key, "dte"] >= 20:
+            assert fw.loc[key, "D"] == pytest.approx(D, abs=2e-4)
+
+
+def test_market_iv_from_mid_recovers_the_quoted_vol():
+    chain, _ = _synthetic_chain()
+    mk = F.chain_market_iv(chain)
+    assert len(mk) > 100
+    sub = mk[(mk["abs_delta"] > 0.05) & (mk["abs_delta"] < 0.5)]
+    # quotes are +/-2 % (+0.05) around the true price, so the mid IV is within a few tenths of a vol point
+    assert np.median(np.abs(sub["iv_mkt"] - sub["true_vol"])) * 100 < 0.3
+    assert ((mk["right"] == "P") == (mk["strike"] < mk["F"])).all()       # out-of-the-money side only
+    assert (mk.loc[mk["right"] == "C", "delta_mkt"] > 0).all() and (mk.loc[mk["right"] == "P", "delta_mkt"] < 0).all()
+
+
+def test_total_return_proxy_reproduces_published_annual_sp500_total_returns(panel):
+    from strategies.benchmarks import SPX_DIVIDEND_POINTS
+
+    annual = F.spx_tr_annual(panel)
+    for year, published in F.PUBLISHED_SPX_TR.items():
+        assert annual[year] == pytest.approx(published, abs=5e-4), year
+    derived = F.derive_dividend_points(panel, {2008: F.PUBLISHED_SPX_TR[2008], 2020: F.PUBLISHED_SPX_TR[2020]})
+    assert derived[2008] == pytest.approx(SPX_DIVIDEND_POINTS[2008], abs=0.02)
+    assert derived[2020] == pytest.approx(SPX_DIVIDEND_POINTS[2020], abs=0.02)
+
+
+def test_calibrated_toml_is_a_valid_config_fragment():
+    from config.settings import RunConfig
+
+    data = tomllib.loads((ROOT / "config" / "calibrated.toml").read_text())
+    cfg = RunConfig.model_validate({**data, "condor": None})
+    skew = cfg.pricing.skew()
+    assert set(data["pricing"]["spx_skew"]) <= {f for f in skew.__dataclass_fields__}
+    assert cfg.pricing.vix_option_params().atm_ratio == data["pricing"]["vix_options"]["atm_ratio"]
+    assert set(cfg.execution.spreads) == {"spx_option", "vix_option", "vx_future", "etp"}
+    text = (ROOT / "config" / "calibrated.toml").read_text()
+    assert "2022-02-04, 2022-06-10, 2023-02-07" in text and "2007-01-01..2015-12-31" in text
+
+
+def test_surface_out_of_sample_error_with_calibrated_pricing(panel, data_dir):
+    """Acceptance 2: median |IV error| of 10-30 delta, 20-60 DTE options on the three later chains."""
+    from adapters.calibrate import load_chain_data
+    from adapters.commands_validate import pricing_for
+
+    pricing, _ = pricing_for(None)
+    later = ("2023-08-18", "2023-09-14", "2024-01-05")
+    chains = load_chain_data(data_dir, later)
+    errs = {d: F.surface_errors(c.chain, panel, pricing, market=c.market) for d, c in chains.items()}
+    assert F.pooled_median(errs, later) <= 1.0
+    for d in later:
+        assert F.acceptance_subset(errs[d])["iv_err"].abs().median() <= 1.5, d
+
+
+@pytest.fixture
+def cli_main(monkeypatch):
+    """adapters.cli.main without its logging set-up: configure_logging binds structlog to the sys.stderr of the
+    moment, which pytest closes after the test and would break every later test that logs."""
+    from adapters import cli
+
+    monkeypatch.setattr(cli, "configure_logging", lambda **kw: None)
+    return cli.main
+
+
+def test_alvh_validate_on_a_short_real_window(data_dir, tmp_path, monkeypatch, cli_main):
+    main = cli_main
+    monkeypatch.setenv("ALVH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "validate"
+    rc = main(["validate", "--start", "2019-01-01", "--end", "2020-12-31", "--out", str(out),
+               "--data-dir", str(data_dir)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    vixy = summary["etps"]["VIXY"]
+    assert vixy["start"] == "2019-01-02" and vixy["end"] == "2020-12-31"
+    assert vixy["daily_corr"] >= 0.90 and vixy["weekly_corr"] >= 0.98
+    assert summary["etps"]["VIXM"]["weekly_corr"] >= 0.95
+    assert summary["vxth"]["2020Q1"] > 0.3
+    for name in ("report.md", "etp_tracking.png", "etp_annual.png", "surface_smiles.png", "cndr.png", "vxth.png",
+                 "vxth_sensitivity.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "Acceptance figures" in report and "VXTH replica 2020Q1" in report
+
+
+def test_validate_rejects_a_reversed_window(data_dir, capsys, cli_main):
+    main = cli_main
+    assert main(["validate", "--start", "2020-01-01", "--end", "2019-01-01", "--data-dir", str(data_dir)]) == 1
+    assert "must be after" in capsys.readouterr().err
