@@ -1,0 +1,183 @@
+"""`alvh run`, `alvh status`, `alvh halt`, `alvh resume`: the IB paper daemon and its controls."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import structlog
+
+from adapters.logs import configure_logging
+
+log = structlog.get_logger("alvh.daemon")
+
+
+class _StdlibToStructlog(logging.Handler):
+    """ib_async logs through the stdlib: forward its warnings/errors as JSON lines too."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # logging must never raise
+            structlog.get_logger(record.name).log(record.levelno, "ib_async_log", message=record.getMessage()[:2000])
+
+
+def _route_stdlib_logs(level: int = logging.WARNING) -> None:
+    root = logging.getLogger("ib_async")
+    root.handlers = [_StdlibToStructlog(level)]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _state_path(args) -> Path:
+    from adapters.cli import UserError
+
+    if getattr(args, "state", None):
+        return Path(args.state)
+    if getattr(args, "config", None):
+        from adapters.daemon.runner import daemon_params
+        from config.settings import load_config
+
+        cfg = load_config(args.config)
+        return Path(daemon_params(cfg).state_path)
+    raise UserError("give --config (to read daemon.state_path) or --state PATH")
+
+
+def cmd_run(args) -> int:
+    from adapters.cli import UserError
+    from adapters.daemon.runner import Daemon, DaemonError, daemon_params, run_paper_replay
+    from config.settings import load_config
+
+    if not args.console_logs:
+        configure_logging(json=True, level=args.log_level)
+    _route_stdlib_logs()
+    cfg = load_config(args.config)
+    params = daemon_params(cfg)
+    if args.state:
+        params = params.model_copy(update={"state_path": args.state})
+    day = args.paper_replay or (params.replay.date.isoformat() if params.replay.date else None)
+    try:
+        if day:
+            from adapters.cli import load_panel_for
+
+            try:
+                when = dt.date.fromisoformat(day)
+            except ValueError:
+                raise UserError(f"--paper-replay: {day!r} is not a date (YYYY-MM-DD)") from None
+            panel = load_panel_for(args) if params.replay.use_panel else None
+            return asyncio.run(run_paper_replay(cfg, params, when, panel, speed=args.speed))
+        daemon = Daemon(cfg, params, allow_live=args.allow_live)
+        return asyncio.run(daemon.run())
+    except DaemonError as e:
+        raise UserError(str(e)) from None
+
+
+def _fmt_status(rep: dict) -> str:
+    lines = [f"state      {rep['state_path']}"]
+    lines.append(f"account    {rep['account'] or '-'}")
+    d = rep.get("daemon") or {}
+    lines.append(f"mode       {d.get('mode', '-')}  (config {d.get('config', '-')}, pid {d.get('pid', '-')})")
+    hb = rep.get("heartbeat") or {}
+    age = rep.get("heartbeat_age_seconds")
+    lines.append(f"heartbeat  {hb.get('at', 'never')}" + (f"  ({age:.0f}s ago, connection {hb.get('connection')}, "
+                                                          f"ready {hb.get('ready')})" if age is not None else ""))
+    h = rep.get("halted")
+    lines.append(f"halted     {'YES: ' + h.get('reason', '') + ' (by ' + h.get('by', '') + ' at ' + h.get('at', '') + ')' if h else 'no'}")
+    if rep.get("equity") is not None:
+        lines.append(f"equity     {rep['equity']:,.2f}   cash {rep['cash']:,.2f}")
+    lines.append("positions (ledger)")
+    for p in rep["ledger_positions"] or []:
+        lines.append(f"  {p['book']:<8} {p['instrument']:<28} {p['quantity']:>6}  avg {p['avg_price']:.4f}  mark {p['mark']:.4f}")
+    if not rep["ledger_positions"]:
+        lines.append("  (none)")
+    lines.append("positions (IB, last reconcile)")
+    for p in rep["broker_positions"] or []:
+        lines.append(f"  {p['instrument']:<37} {p['quantity']:>6g}  ({p['updated']})")
+    if not rep["broker_positions"]:
+        lines.append("  (none)")
+    lines.append("layers")
+    if rep["layers"]:
+        for book, layers in rep["layers"].items():
+            for i, la in enumerate(layers):
+                qty = ", ".join(f"{q:+d} {k.get('symbol') or k.get('root')} {k.get('expiry', '')} {k.get('strike', '')}{k.get('right', '')}".strip()
+                                for k, q in la.get("qty", []))
+                lines.append(f"  {book}[{i}] level {la.get('level', 0):g} units {la.get('units', 0):.2f}  {qty or 'flat'}")
+    else:
+        lines.append("  (none)")
+    lines.append("working orders")
+    for w in rep["working_orders"]:
+        lines.append(f"  {w['intent']}  {w['state']}  {w['filled']}/{w['quantity']}  limit {w['limit']}  "
+                     f"order {w['order_id']}  [{'; '.join(w['legs'])}]")
+    if not rep["working_orders"]:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def cmd_status(args) -> int:
+    from adapters.cli import UserError
+    from adapters.daemon.runner import status_report
+
+    path = _state_path(args)
+    if not path.exists():
+        raise UserError(f"no daemon state at {path} (has `alvh run` been started with this config?)")
+    rep = status_report(path)
+    if args.json:
+        print(json.dumps(rep, indent=2, sort_keys=True, default=str))
+    else:
+        print(_fmt_status(rep))
+    return 0
+
+
+def cmd_halt(args) -> int:
+    from adapters.daemon.state import StateStore
+
+    path = _state_path(args)
+    st = StateStore(path)
+    try:
+        st.set_halted(args.reason or "operator kill switch", by="cli")
+    finally:
+        st.close()
+    print(f"alvh halt: trading halted ({path}); the daemon cancels working orders within a heartbeat. "
+          "`alvh resume` to undo.")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from adapters.daemon.state import StateStore
+
+    path = _state_path(args)
+    st = StateStore(path)
+    try:
+        was = st.halted()
+        st.clear_halted()
+    finally:
+        st.close()
+    print(f"alvh resume: {'trading resumed' if was else 'was not halted'} ({path})")
+    return 0
+
+
+def register(sub, add_common) -> None:
+    p = sub.add_parser("run", help="run the daemon against an IB paper account (or rehearse a day: --paper-replay)")
+    p.add_argument("--config", required=True, help="run config with a [daemon] table (see config/ib_paper.toml)")
+    p.add_argument("--allow-live", action="store_true", help="permit a non-DU account (daemon.allow_live must agree)")
+    p.add_argument("--paper-replay", metavar="DATE", help="rehearse this historical day against the loopback test server")
+    p.add_argument("--speed", type=float, help="paper replay: simulated seconds per wall second (0 = jump)")
+    p.add_argument("--state", help="state store path (overrides daemon.state_path)")
+    p.add_argument("--console-logs", action="store_true", help="human-readable logs instead of JSON lines")
+    add_common(p)
+    p.set_defaults(func=cmd_run)
+
+    for name, func, text in (("status", cmd_status, "print account, positions, layers, working orders, heartbeat"),
+                             ("halt", cmd_halt, "kill switch: cancel working orders and stop new ones until resume"),
+                             ("resume", cmd_resume, "clear the kill switch")):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("--config", help="run config (its daemon.state_path)")
+        q.add_argument("--state", help="state store path")
+        if name == "status":
+            q.add_argument("--json", action="store_true")
+        if name == "halt":
+            q.add_argument("--reason", default="")
+        add_common(q, data=False)
+        q.set_defaults(func=func)
+

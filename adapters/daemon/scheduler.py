@@ -1,0 +1,199 @@
+"""The daemon's day: jobs computed per session on the exchange calendar, run by apscheduler.
+
+Per XNYS session (early closes included, from exchange_calendars):
+  preopen         checks: connected, account, reconciled, market data flowing
+  open            OPEN-phase snapshot -> strategies (condor exits, hedge checks)
+  hedge-HHMM      INTRADAY snapshots every `hedge_every_minutes` between open and close, so an
+                  intraday VIX threshold crossing acts the same day
+  close           CLOSE-phase snapshot `close_lead_minutes` before the session close (15:45 on a
+                  normal day, 12:45 on an early close): condor entries/exits, end-of-day marks
+  eod             after the close: cancel leftover DAY orders, persist, one summary log line
+Nothing is scheduled inside the broker's daily reset window (default 23:45-00:45 ET): a plan that
+would put a job there is refused when the config is loaded.
+
+`plan_session` is a pure function (tested on its own); `SessionScheduler` installs a plan into an
+apscheduler AsyncIOScheduler for live runs. Paper replay runs the same plan on an accelerated clock
+(see runner.py), so a rehearsal exercises the very same job list.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.clock import ET
+from engine.events import Phase
+
+
+class ScheduleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preopen: dt.time = Field(dt.time(9, 20), description="pre-open checks (ET)")
+    open_snapshot: dt.time = Field(dt.time(9, 31), description="OPEN-phase snapshot (ET)")
+    close_lead_minutes: int = Field(15, ge=1, le=120, description="CLOSE-phase snapshot this long before the session close")
+    hedge_every_minutes: int = Field(15, ge=0, le=390, description="INTRADAY hedge checks every N minutes (0 = none)")
+    eod_after_close_minutes: int = Field(20, ge=0, le=240, description="end-of-day job this long after the close")
+    reset_window: tuple[dt.time, dt.time] = Field((dt.time(23, 45), dt.time(0, 45)),
+                                                 description="broker reset window (ET); nothing runs inside it")
+    misfire_grace_seconds: int = Field(300, ge=0, description="a job missed by less than this still runs (e.g. after a restart)")
+    heartbeat_seconds: float = Field(5.0, gt=0, le=300)
+    plan_at: dt.time = Field(dt.time(1, 0), description="when each day's jobs are planned (ET), after the reset window")
+
+    @field_validator("reset_window", mode="before")
+    @classmethod
+    def _window(cls, v):
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            return tuple(dt.time.fromisoformat(x) if isinstance(x, str) else x for x in v)
+        return v
+
+    @model_validator(mode="after")
+    def _outside_reset(self):
+        for name in ("preopen", "open_snapshot", "plan_at"):
+            t = getattr(self, name)
+            if time_in_window(t, self.reset_window):
+                raise ValueError(f"schedule.{name} ({t:%H:%M}) falls inside the broker reset window "
+                                 f"{self.reset_window[0]:%H:%M}-{self.reset_window[1]:%H:%M}")
+        if self.preopen >= self.open_snapshot:
+            raise ValueError("schedule.preopen must be before schedule.open_snapshot")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    session: dt.date
+    name: str
+    at: dt.datetime          # tz-aware, ET
+    kind: str                # "preopen" | "snapshot" | "eod"
+    phase: Phase | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.session.isoformat()}:{self.name}"
+
+
+def time_in_window(t: dt.time, window: tuple[dt.time, dt.time]) -> bool:
+    start, end = window
+    if start <= end:
+        return start <= t < end
+    return t >= start or t < end  # wraps midnight
+
+
+def in_reset_window(ts: dt.datetime, params: ScheduleParams) -> bool:
+    return time_in_window(ts.astimezone(ET).time().replace(tzinfo=None), params.reset_window)
+
+
+@lru_cache(maxsize=1)
+def _xnys():
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar("XNYS", start="1990-01-01", end="2030-12-31")
+
+
+def is_session(day: dt.date) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exchange_calendars' own pandas deprecation noise
+        return bool(_xnys().is_session(pd.Timestamp(day)))
+
+
+def session_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """(open, close) of an XNYS session in ET (early closes included)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = _xnys()
+        ts = pd.Timestamp(day)
+        o = cal.session_open(ts).tz_convert(ET).to_pydatetime()
+        c = cal.session_close(ts).tz_convert(ET).to_pydatetime()
+    return o, c
+
+
+def next_session(day: dt.date, include_today: bool = True) -> dt.date:
+    d = day if include_today else day + dt.timedelta(days=1)
+    for _ in range(15):
+        if is_session(d):
+            return d
+        d += dt.timedelta(days=1)
+    raise ValueError(f"no session within 15 days after {day}")
+
+
+def _at(day: dt.date, t: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, t, tzinfo=ET)
+
+
+def plan_session(day: dt.date, params: ScheduleParams) -> list[Job]:
+    """The session's jobs in time order; [] when `day` is not a trading day."""
+    if not is_session(day):
+        return []
+    _, close = session_hours(day)
+    open_at = _at(day, params.open_snapshot)
+    close_at = close - dt.timedelta(minutes=params.close_lead_minutes)
+    if close_at <= open_at:
+        close_at = open_at + dt.timedelta(minutes=1)
+    jobs = [Job(day, "preopen", _at(day, params.preopen), "preopen"),
+            Job(day, "open", open_at, "snapshot", Phase.OPEN)]
+    if params.hedge_every_minutes:
+        step = dt.timedelta(minutes=params.hedge_every_minutes)
+        t = open_at + step
+        while t < close_at:
+            jobs.append(Job(day, f"hedge-{t:%H%M}", t, "snapshot", Phase.INTRADAY))
+            t += step
+    jobs.append(Job(day, "close", close_at, "snapshot", Phase.CLOSE))
+    jobs.append(Job(day, "eod", close + dt.timedelta(minutes=params.eod_after_close_minutes), "eod"))
+    out = [j for j in jobs if not in_reset_window(j.at, params)]
+    return sorted(out, key=lambda j: j.at)
+
+
+JobRunner = Callable[[Job], Awaitable[None]]
+
+
+class SessionScheduler:
+    """apscheduler (3.x, asyncio) installation of the session plans, re-planned every day at `plan_at`."""
+
+    def __init__(self, params: ScheduleParams, run_job: JobRunner, heartbeat: Callable[[], Awaitable[None]],
+                 now: Callable[[], dt.datetime]) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.params = params
+        self.run_job = run_job
+        self.heartbeat = heartbeat
+        self.now = now
+        self.scheduler = AsyncIOScheduler(timezone=ET)
+        self.installed: list[Job] = []
+
+    def start(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        p = self.params
+        self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=p.heartbeat_seconds, timezone=ET),
+                               id="heartbeat", coalesce=True, max_instances=1, misfire_grace_time=None)
+        self.scheduler.add_job(self.plan_today, CronTrigger(hour=p.plan_at.hour, minute=p.plan_at.minute, timezone=ET),
+                               id="plan", coalesce=True, max_instances=1, misfire_grace_time=3600)
+        self.scheduler.start()
+        self.plan_today()
+
+    def plan_today(self) -> list[Job]:
+        now = self.now()
+        day = now.astimezone(ET).date()
+        grace = dt.timedelta(seconds=self.params.misfire_grace_seconds)
+        added = []
+        for job in plan_session(day, self.params):
+            if self.scheduler.get_job(job.key) is not None:
+                continue
+            run_at = job.at
+            if job.at < now:
+                if now - job.at > grace:
+                    continue  # missed for good: the runner logs it when it looks at the day's jobs
+                run_at = now + dt.timedelta(milliseconds=50)
+            self.scheduler.add_job(self.run_job, "date", run_date=run_at, args=[job], id=job.key, coalesce=True,
+                                   max_instances=1, misfire_grace_time=self.params.misfire_grace_seconds or None)
+            added.append(job)
+        self.installed += added
+        return added
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
