@@ -143,4 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m adapters.cli` runs this file as __main__; use the importable module so command modules
+    # and this entry point share one UserError class
+    from adapters.cli import main as _main
+
+    sys.exit(_main())

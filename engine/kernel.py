@@ -47,7 +47,8 @@ class Records:
 class Kernel:
     def __init__(self, *, bus: EventBus, clock: Clock, broker: Broker, ledger: Ledger,
                  strategies: list[Strategy], pricing: PricingParams | None = None,
-                 execution: ExecutionSimulator | None = None, margin: MarginParams | None = None) -> None:
+                 execution: ExecutionSimulator | None = None, margin: MarginParams | None = None,
+                 strict_settlement: bool = True) -> None:
         self.bus = bus
         self.clock = clock
         self.broker = broker
@@ -58,6 +59,9 @@ class Kernel:
         self._vix_params = self.pricing.vix_option_params()
         self.execution = execution or ExecutionSimulator()
         self.margin = margin or MarginParams()
+        # Replay: a missing settlement value is a data error. Live: the value (VRO, SOQ) can arrive late,
+        # so the position stays on the book, is logged, and is settled at the first snapshot that has it.
+        self.strict_settlement = strict_settlement
         self.market: MarketModel | None = None
         self.records = Records()
         self.contexts = {s.book: StrategyContext(self, s.book) for s in strategies}
@@ -97,7 +101,7 @@ class Kernel:
             pm = isinstance(inst, OptionContract) and inst.settlement == "PM"
             if inst.expiry == today and pm and snap.phase is not Phase.CLOSE:
                 continue
-            if inst.expiry < today:
+            if inst.expiry < today and self.strict_settlement:
                 raise SettlementDataError(f"{key} expired on {inst.expiry} but no settlement snapshot was seen")
             if isinstance(inst, OptionContract) and inst.underlying == "SPX":
                 und = q.spx if pm else q.spx_soq
@@ -106,7 +110,10 @@ class Kernel:
                 final = q.vx_final.get(inst.expiry, math.nan)
                 price = final if isinstance(inst, FutureContract) else (inst.intrinsic(final) if math.isfinite(final) else math.nan)
             if not math.isfinite(price):
-                raise SettlementDataError(f"no settlement value for {key} on {today}")
+                if self.strict_settlement:
+                    raise SettlementDataError(f"no settlement value for {key} on {today}")
+                log.warning("settlement_pending", instrument=key, expiry=str(inst.expiry))
+                continue
             ev = self.ledger.settle(book, key, price, snap.ts)
             self.records.settlements.append((today, book, key, ev.quantity, price, ev.cash))
             self.bus.publish(ev)

@@ -89,6 +89,10 @@ class StrategyContext:
         self._ids.add(intent)
         return intent
 
+    def remember_intents(self, intent_ids) -> None:
+        """After a restart: intents already issued today, so a repeated decision gets the next suffix."""
+        self._ids.update(intent_ids)
+
     def submit(self, legs: list[OrderLeg] | tuple[OrderLeg, ...], quantity: int, *, purpose: str,
                limit: float | None = None) -> str:
         legs = tuple(legs)

@@ -77,6 +77,9 @@ class Condor:
     exit_debit: float = math.nan
     settled_value: float = 0.0
     settled_legs: int = 0
+    filled: int = 0                      # units of the opening order filled so far
+    closed_units: int = 0                # units bought back so far
+    close_cost: float = 0.0              # sum of closing net price x units
 
     @property
     def width(self) -> float:
@@ -153,7 +156,8 @@ class IronCondorBook(Strategy):
                 close_legs = [OrderLeg(leg, -r) for leg, r in zip(c.legs, c.ratios)]
                 q = ctx.quotes(c.legs)
                 natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
-                c.close_intent = ctx.submit(close_legs, c.quantity, purpose="close", limit=round(natural, 2))
+                c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close",
+                                            limit=round(natural, 2))
                 self.by_intent[c.close_intent] = c.cid
 
     def _choose_expiry(self, date: dt.date):
@@ -229,15 +233,24 @@ class IronCondorBook(Strategy):
             return
         c = self.condors[cid]
         c.commissions += fill.commission
+        q = fill.combo_quantity
         if fill.intent_id == c.open_intent:
-            c.credit = -fill.net_price
+            # partial fills average in; the condor is managed once the whole order is filled (or the rest
+            # is cancelled, see on_order_status)
+            credit = -fill.net_price
+            c.credit = credit if c.filled == 0 else (c.credit * c.filled + credit * q) / (c.filled + q)
+            c.filled += q
             c.max_loss = c.width - c.credit
-            c.status = "open"
+            if c.filled >= c.quantity:
+                c.status = "open"
         elif fill.intent_id == c.close_intent:
-            c.exit_debit = fill.net_price
-            c.exit_date = fill.ts.date()
-            c.status = "closed"
-            self._record(c)
+            c.closed_units += q
+            c.close_cost += fill.net_price * q
+            if c.closed_units >= c.quantity:
+                c.exit_debit = c.close_cost / c.quantity
+                c.exit_date = fill.ts.date()
+                c.status = "closed"
+                self._record(c)
 
     def on_order_status(self, event: OrderStatusEvent, ctx: StrategyContext) -> None:
         cid = self.by_intent.get(event.intent_id)
@@ -245,10 +258,14 @@ class IronCondorBook(Strategy):
             return
         c = self.condors[cid]
         if event.intent_id == c.open_intent:
-            c.status = "void"
-            del self.condors[cid]
+            if c.filled == 0:
+                c.status = "void"
+                del self.condors[cid]
+            else:  # keep what did fill: those units are in the account and must be managed
+                c.quantity = c.filled
+                c.status = "open"
         elif event.intent_id == c.close_intent:
-            c.status = "open"  # try again at the next check
+            c.status = "open"  # the units not bought back are retried at the next check
             c.exit_reason = ""
 
     def on_settlement(self, event: SettlementEvent, ctx: StrategyContext) -> None:
@@ -278,8 +295,12 @@ class IronCondorBook(Strategy):
 
     # ---- persistence (daemon) ----------------------------------------------------------------
     def state(self) -> dict:
-        return {"condors": {k: asdict(v) for k, v in self.condors.items()}, "n": self._n,
-                "last_entry_key": self._last_entry_key}
+        condors = {}
+        for k, v in self.condors.items():
+            raw = asdict(v)
+            raw["legs"] = [_leg_state(leg) for leg in v.legs]
+            condors[k] = raw
+        return {"condors": condors, "n": self._n, "last_entry_key": self._last_entry_key}
 
     def restore(self, state: dict) -> None:
         self._n = state.get("n", 0)
@@ -289,10 +310,24 @@ class IronCondorBook(Strategy):
         self.by_intent.clear()
         for cid, raw in state.get("condors", {}).items():
             raw = dict(raw)
-            raw["legs"] = tuple(OptionContract(**leg) if isinstance(leg, dict) else leg for leg in raw["legs"])
+            raw["legs"] = tuple(_leg_from_state(leg) if isinstance(leg, dict) else leg for leg in raw["legs"])
             raw["ratios"] = tuple(raw["ratios"])
             c = Condor(**raw)
             self.condors[cid] = c
             for intent in (c.open_intent, c.close_intent):
                 if intent:
                     self.by_intent[intent] = cid
+
+
+_LEG_FIELDS = ("root", "expiry", "strike", "right", "settlement", "multiplier")
+
+
+def _leg_state(leg: OptionContract) -> dict:
+    return {f: getattr(leg, f) for f in _LEG_FIELDS}
+
+
+def _leg_from_state(raw: dict) -> OptionContract:
+    expiry = raw["expiry"]
+    if isinstance(expiry, str):
+        expiry = dt.date.fromisoformat(expiry[:10])
+    return OptionContract(**{**{f: raw[f] for f in _LEG_FIELDS if f in raw}, "expiry": expiry})

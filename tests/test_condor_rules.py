@@ -79,3 +79,28 @@ def test_vix_entry_filter_blocks_entries():
     panel = make_panel(np.full(n, 4000.0), np.full(n, 35.0))
     res = run_backtest(config(max_vix_entry=30.0), panel)
     assert len(res.fills) == 0
+
+
+def test_partially_filled_entry_keeps_the_filled_units_and_state_round_trips():
+    import datetime as dt
+
+    from engine.clock import ET
+    from engine.events import FillEvent, LegFill, OrderState, OrderStatusEvent
+    from engine.instruments import OptionContract
+    from strategies.iron_condor import Condor, CondorParams, IronCondorBook
+
+    book = IronCondorBook(CondorParams())
+    exp = dt.date(2024, 3, 15)
+    legs = tuple(OptionContract("SPX", exp, k, r, "AM") for k, r in ((4400, "P"), (4500, "P"), (5000, "C"), (5100, "C")))
+    c = Condor("c1", legs, (1, -1, -1, 1), 5, dt.date(2024, 2, 1), exp, credit=10.0, max_loss=90.0, open_intent="o1")
+    book.condors["c1"] = c
+    book.by_intent["o1"] = "c1"
+    ts = dt.datetime(2024, 2, 1, 16, tzinfo=ET)
+    book.on_fill(FillEvent(ts, "o1", "condor", "x1", tuple(LegFill(l, r * 2, 1.0) for l, r in zip(legs, c.ratios)),
+                           2, -9.5, 10.0), None)
+    assert c.status == "pending" and c.filled == 2
+    book.on_order_status(OrderStatusEvent(ts, "o1", "condor", OrderState.CANCELLED, 2, 3), None)
+    assert "c1" in book.condors and c.quantity == 2 and c.status == "open" and c.credit == 9.5
+    again = IronCondorBook(CondorParams())
+    again.restore(book.state())
+    assert again.condors["c1"].legs == legs and again.condors["c1"].quantity == 2

@@ -202,7 +202,7 @@ class Daemon:
                                risk=params.risk, execution=self.execution, block_reason=self._block_reason)
         self.kernel = Kernel(bus=self.bus, clock=self.clock, broker=self.broker, ledger=self.ledger,
                              strategies=self.strategies, pricing=cfg.pricing, execution=self.execution,
-                             margin=cfg.margin)
+                             margin=cfg.margin, strict_settlement=False)
         self.broker.emit = self.pump
         self.bus.subscribe(OrderStatusEvent, self._on_status)
         self._pumping = False
@@ -234,7 +234,7 @@ class Daemon:
         # themselves there (the hedge finds the condor book), as they do at the start of a replay
         ids = [r.intent_id for r in st.intents()]
         for ctx in self.kernel.contexts.values():
-            ctx._ids.update(ids)  # a restarted decision numbers repeated intents the same way
+            ctx.remember_intents(ids)  # a restarted decision numbers repeated intents the same way
         st.set_meta("daemon", {"pid": os.getpid(), "mode": self.mode,
                                "config": str(self.cfg.source), "started": dt.datetime.now(dt.UTC).isoformat()})
         log.info("state_loaded", path=str(st.path), ledger=had_ledger, strategies=sorted(states),
