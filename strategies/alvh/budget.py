@@ -1,0 +1,295 @@
+"""The three readings of "4/4/2", and the sensitivities they need.
+
+``reading`` in [hedge.budget] picks one; every layer i gets weight_i of the total:
+
+(a) ``vega``: a vega-offset budget. At full activation the hedge's expected P&L for a +1 point move in
+    spot VIX offsets ``vega_offset`` of the condor book's loss for a +1 point rise in SPX implied vol:
+        target_i = weight_i * vega_offset * condor_vol_beta * |condor vega in $ per vol point|
+    measured in $ of hedge P&L per VIX point. The condor's vega is taken from the open condors' legs
+    on the model surface at the decision snapshot. Each instrument's $ per VIX point comes from a
+    trailing regression (below).
+(b) ``equity``: weight_i * ``equity_pct`` of account equity (0.10 -> 4%/4%/2%), as ``notional``
+    (futures: price x 1000; ETPs: price x shares; options: the VX future x 100 for long legs) or as
+    ``premium`` (options: price x 100; futures and ETPs have no premium and use notional).
+(c) ``contracts``: weight_i * ``contracts`` per ``risk_unit`` dollars of open condor max loss
+    (10 per $100k -> 4/4/2 contracts; an ETP "contract" is ``shares_per_contract`` shares).
+
+Trailing sensitivities (reading a): the beta of an instrument's daily close-to-close price change on
+the daily change in spot VIX over the last ``beta_window`` (60) days, estimated only from closes
+already seen. A VX future's beta (VX points per VIX point) is estimated on its own settlement
+history; a VIX call's sensitivity is its Black-76 delta times the beta of the VX future it is written
+on; an ETP's beta is relative (fraction of its price per VIX point, on its own closes), times its price.
+With fewer than ``beta_min_obs`` (20) paired changes the beta is the prior (VX ``beta_prior`` = 0.5;
+ETP 0.03); betas are clipped (VX to [beta_min, beta_max]; ETP to [0.002, 0.2]) so one noisy window
+cannot blow up a position.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.marketmodel import MarketModel
+from engine.risk import option_group_requirement
+
+Reading = Literal["vega", "equity", "contracts"]
+# ETP betas are relative (fraction of the share price per VIX point): a 1-month VIX ETP moves ~3-5% per
+# VIX point at VIX 20. Prior and clip range for them (VX betas use the configurable ones).
+ETP_PRIOR, ETP_MIN, ETP_MAX = 0.03, 0.002, 0.2
+
+
+class BudgetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reading: Reading = "vega"
+    vega_offset: float = Field(0.5, gt=0, le=5, description="(a) fraction of the condor's vol-point loss to offset")
+    condor_vol_beta: float = Field(1.0, gt=0, le=3, description="(a) SPX implied-vol points per VIX point")
+    equity_pct: float = Field(0.10, gt=0, le=1, description="(b) total across layers, fraction of equity")
+    equity_measure: Literal["notional", "premium"] = "notional"
+    contracts: float = Field(10.0, gt=0, description="(c) total contracts per risk_unit of condor max loss")
+    risk_unit: float = Field(100_000.0, gt=0, description="(c) dollars of condor max loss per unit")
+    shares_per_contract: int = Field(100, ge=1)
+    beta_window: int = Field(60, ge=10, le=500)
+    beta_min_obs: int = Field(20, ge=5)
+    beta_prior: float = Field(0.5, gt=0)
+    beta_min: float = Field(0.05, gt=0)
+    beta_max: float = Field(1.5, gt=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# trailing betas
+# ---------------------------------------------------------------------------------------------------
+def series_key(inst: Instrument):
+    if isinstance(inst, FutureContract):
+        return ("VX", inst.expiry)
+    if isinstance(inst, OptionContract):
+        return ("VX", inst.expiry)      # an option's sensitivity runs through its own VX future
+    if isinstance(inst, Equity):
+        return ("ETP", inst.symbol)
+    raise TypeError(inst)
+
+
+class _Window:
+    """Running sums of the last n paired daily changes (dv = VIX change, dp = price change)."""
+
+    __slots__ = ("n", "pairs", "sp", "sv", "svp", "svv")
+
+    def __init__(self, n: int) -> None:
+        self.pairs: deque[tuple[float, float]] = deque()
+        self.n = n
+        self.sv = self.sp = self.svv = self.svp = 0.0
+
+    def add(self, dv: float, dp: float) -> None:
+        if len(self.pairs) == self.n:
+            ov, op = self.pairs.popleft()
+            self.sv -= ov
+            self.sp -= op
+            self.svv -= ov * ov
+            self.svp -= ov * op
+        self.pairs.append((dv, dp))
+        self.sv += dv
+        self.sp += dp
+        self.svv += dv * dv
+        self.svp += dv * dp
+
+    def slope(self) -> float:
+        k = len(self.pairs)
+        var = self.svv - self.sv * self.sv / k
+        if var <= 1e-12:
+            return math.nan
+        return (self.svp - self.sv * self.sp / k) / var
+
+
+class TrailingBetas:
+    """Close-to-close betas on spot VIX from the closes recorded so far (never anything later).
+
+    Only changes between consecutive closes (one session apart) are paired; a missing price breaks the
+    chain for that instrument. Running sums over the last ``beta_window`` pairs keep this O(1) a day."""
+
+    def __init__(self, p: BudgetParams) -> None:
+        self.p = p
+        self.day = -1
+        self.prev_vix: tuple[int, float] | None = None
+        self.prev: dict[tuple, tuple[int, float]] = {}
+        self.win: dict[tuple, _Window] = {}
+        self._cache: dict[tuple, float] = {}
+
+    def record(self, vix: float, prices: dict[tuple, float]) -> None:
+        """One close: spot VIX and instrument prices (series key -> price)."""
+        self.day += 1
+        self._cache.clear()
+        day = self.day
+        if not math.isfinite(vix):
+            return
+        pv = self.prev_vix
+        dv = vix - pv[1] if pv is not None and pv[0] == day - 1 else math.nan
+        self.prev_vix = (day, vix)
+        for key, px in prices.items():
+            if not (math.isfinite(px) and px > 0):
+                continue
+            last = self.prev.get(key)
+            self.prev[key] = (day, px)
+            if last is None or last[0] != day - 1 or math.isnan(dv):
+                continue
+            dp = (px - last[1]) / last[1] if key[0] == "ETP" else px - last[1]
+            w = self.win.get(key)
+            if w is None:
+                w = self.win[key] = _Window(self.p.beta_window)
+            w.add(dv, dp)
+
+    def beta(self, key) -> float:
+        """VX keys: VX points per VIX point. ETP keys: fractional price change per VIX point."""
+        b = self._cache.get(key)
+        if b is not None:
+            return b
+        p = self.p
+        relative = key[0] == "ETP"
+        prior, lo, hi = (ETP_PRIOR, ETP_MIN, ETP_MAX) if relative else (p.beta_prior, p.beta_min, p.beta_max)
+        b = prior
+        w = self.win.get(key)
+        if w is not None and len(w.pairs) >= p.beta_min_obs:
+            est = w.slope()
+            if math.isfinite(est):
+                b = est
+        b = min(max(b, lo), hi)
+        self._cache[key] = b
+        return b
+
+    def observations(self, key) -> int:
+        w = self.win.get(key)
+        return 0 if w is None else len(w.pairs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the condor book's risk, as the hedge sees it
+# ---------------------------------------------------------------------------------------------------
+class CondorRiskView(Protocol):
+    def legs(self) -> list[tuple[OptionContract, int]]: ...
+
+
+class BookRiskView:
+    """Reads the open (and just-submitted) condors of an IronCondorBook: legs and signed quantities.
+
+    Works the same in replay and live: it only needs the book object the daemon also runs."""
+
+    def __init__(self, book) -> None:
+        self.book = book
+
+    def legs(self) -> list[tuple[OptionContract, int]]:
+        out = []
+        for c in self.book.condors.values():
+            if c.status not in ("pending", "open"):
+                continue  # closing condors are being bought back at this snapshot
+            units = c.quantity - getattr(c, "closed_units", 0)   # pending: the whole order is about to fill
+            if units > 0:
+                out.extend((leg, r * units) for leg, r in zip(c.legs, c.ratios))
+        return out
+
+
+class StaticRiskView:
+    """A fixed list of legs (tests, or a hedge run without a condor book)."""
+
+    def __init__(self, legs: list[tuple[OptionContract, int]] | None = None) -> None:
+        self._legs = list(legs or [])
+
+    def legs(self) -> list[tuple[OptionContract, int]]:
+        return self._legs
+
+
+def condor_vega_dollars(market: MarketModel, legs: list[tuple[OptionContract, int]]) -> float:
+    """$ change of the condor legs for a +1 point (0.01) parallel rise in SPX implied vol."""
+    if not legs:
+        return 0.0
+    s = market.surface
+    total = 0.0
+    for o, n in legs:   # scalar BSM vega at the surface vol: cheaper than numpy for a dozen legs
+        T = market.years_to(o)
+        if T <= 0:
+            continue
+        sigma = float(s.vol(o.strike, T))
+        v = sigma * math.sqrt(T)
+        if v <= 1e-12:
+            continue
+        F = s.forward(T)
+        d1 = (math.log(F / o.strike) + 0.5 * v * v) / v
+        vega = s.spot * math.exp(-s.div_yield * T) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * math.sqrt(T)
+        total += vega * n * o.multiplier
+    return total * 0.01
+
+
+def condor_max_loss(market: MarketModel, legs: list[tuple[OptionContract, int]]) -> float:
+    """Worst expiry loss of the open condors (width x 100 x qty per condor; premium excluded)."""
+    groups: dict = {}
+    for o, n in legs:
+        groups.setdefault(o.expiry, []).append((o, n))
+    return sum(option_group_requirement(g, market.spot, 0.5, 0.5) for g in groups.values())
+
+
+# ---------------------------------------------------------------------------------------------------
+# per-unit measures of a basket
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measures:
+    sensitivity: float   # $ per +1 point of spot VIX
+    notional: float      # $
+    premium: float       # $ (options: price x 100; futures/ETPs: notional)
+    contracts: float     # contracts (ETP shares / shares_per_contract)
+
+
+def basket_measures(basket: dict[Instrument, float], market: MarketModel, betas: TrailingBetas,
+                    p: BudgetParams) -> Measures:
+    sens = notional = premium = contracts = 0.0
+    opts = [i for i in basket if isinstance(i, OptionContract)]
+    deltas = {}
+    mids = {}
+    if opts:
+        ms = market.mids(opts)
+        for o, m in zip(opts, ms):
+            mids[o] = float(m)
+            surf = market.vix_surface(o.expiry)
+            deltas[o] = float(surf.delta(o.strike, market.years_to(o), o.right == "C"))
+    for inst, r in basket.items():
+        if isinstance(inst, FutureContract):
+            px = market.vx(inst.expiry)
+            beta = betas.beta(series_key(inst))
+            sens += r * beta * inst.multiplier
+            notional += abs(r) * px * inst.multiplier
+            premium += abs(r) * px * inst.multiplier
+            contracts += abs(r)
+        elif isinstance(inst, Equity):
+            px = market.etp(inst.symbol)
+            beta = betas.beta(series_key(inst))
+            sens += r * beta * px
+            notional += abs(r) * px
+            premium += abs(r) * px
+            contracts += abs(r) / p.shares_per_contract
+        else:
+            F = market.vx(inst.expiry)
+            beta = betas.beta(series_key(inst))
+            sens += r * deltas[inst] * beta * inst.multiplier
+            premium += r * mids[inst] * inst.multiplier
+            if r > 0:
+                notional += r * F * inst.multiplier
+                contracts += r
+    return Measures(sens, notional, max(premium, 0.0), contracts)
+
+
+def layer_target(p: BudgetParams, weight: float, *, equity: float, condor_vega: float,
+                 condor_risk: float) -> float:
+    """Full-activation size of one layer, in the unit of the reading's measure."""
+    if p.reading == "vega":
+        return weight * p.vega_offset * p.condor_vol_beta * max(-condor_vega, 0.0)
+    if p.reading == "equity":
+        return weight * p.equity_pct * max(equity, 0.0)
+    return weight * p.contracts * max(condor_risk, 0.0) / p.risk_unit
+
+
+def unit_measure(p: BudgetParams, m: Measures) -> float:
+    if p.reading == "vega":
+        return m.sensitivity
+    if p.reading == "equity":
+        return m.notional if p.equity_measure == "notional" else m.premium
+    return m.contracts

@@ -1,0 +1,83 @@
+"""Sweeps: grid expansion, cost scaling, the local process pool and a Dask cluster on loopback, and
+"the market panel is loaded once per worker, not once per configuration"."""
+import json
+
+import pytest
+
+from adapters import sweep
+from adapters.sweep import SweepSpec, expand, load_sweep, run_sweep, run_tasks, scale_costs
+
+
+def base_hedge():
+    from config.settings import load_config
+
+    return load_config("config/alvh.toml").hedge
+
+
+def test_default_grid_has_at_least_500_valid_configurations():
+    spec = load_sweep("config/sweep.toml")
+    confs = expand(spec, base_hedge())
+    assert len(confs) >= 500
+    assert len({json.dumps(c["hedge"], sort_keys=True) + str(c["cost_mult"]) for c in confs}) == len(confs)
+
+
+def test_axes_apply_to_the_hedge_table():
+    spec = SweepSpec.model_validate({"axes": {
+        "thresholds": [[16, 20, 25]], "weights": [[0.6, 0.3, 0.1]], "reading": ["contracts"],
+        "instruments": ["calls"], "activation": ["scaled"], "cost_mult": [2.0],
+        "paths": {"hedge.budget.vega_offset": [0.25, 1.0], "hedge.layers.0.hysteresis": [3.0]}}})
+    confs = expand(spec, base_hedge())
+    assert len(confs) == 2
+    h = confs[1]["hedge"]
+    assert [lp["threshold"] for lp in h["layers"]] == [16, 20, 25]
+    assert [lp["weight"] for lp in h["layers"]] == [0.6, 0.3, 0.1]
+    assert h["budget"]["reading"] == "contracts" and h["budget"]["vega_offset"] == 1.0
+    assert h["activation"] == "scaled" and h["layers"][0]["hysteresis"] == 3.0
+    assert {lp["instrument"]["type"] for lp in h["layers"]} == {"vix_call"}
+    assert confs[0]["cost_mult"] == 2.0
+    with pytest.raises(ValueError, match="preset"):
+        expand(SweepSpec.model_validate({"axes": {"instruments": ["gold"]}}), base_hedge())
+    with pytest.raises(ValueError, match="threshold"):
+        expand(SweepSpec.model_validate({"axes": {"paths": {"hedge.layers.0.threshold": ["x"]}}}), base_hedge())
+
+
+def test_scale_costs_multiplies_commissions_spreads_and_slippage():
+    ex = scale_costs({}, 2.0)
+    assert ex["costs"]["vx_future"] == pytest.approx(5.0)
+    assert ex["spreads"]["vix_option"]["base"] == pytest.approx(0.04)
+    assert ex["slippage_ticks"] == pytest.approx(1.0)
+    assert scale_costs({}, 1.0)["costs"]["spx_option"] == pytest.approx(1.25)
+
+
+SMALL = {"sweep": {"start": "2020-02-03", "end": "2020-04-30"},
+         "axes": {"thresholds": [[18, 22, 28], [20, 25, 32]], "reading": ["vega", "equity"]}}
+
+
+def test_sweep_in_a_local_process_pool(data_dir, panel, tmp_path):
+    sweep._PANELS[str(data_dir)] = panel      # forked workers inherit it: no reload per configuration
+    spec = SweepSpec.model_validate(SMALL)
+    table, info = run_sweep(spec, str(data_dir), workers=2, out=tmp_path, progress=False)
+    assert len(table) == 4 and info["configurations"] == 4 and info["baseline_runs"] == 1
+    assert (tmp_path / "sweep.parquet").is_file() and (tmp_path / "sweep.csv").is_file()
+    assert "red_mar_2020" in table and table["red_mar_2020"].notna().all()
+    serial, _ = run_sweep(spec, str(data_dir), workers=1, progress=False)
+    cols = ["config", "max_dd_pct", "red_mar_2020", "hedge_pnl"]
+    assert table[cols].equals(serial[cols])   # deterministic whichever way it runs
+    pids = run_tasks(sweep.process_info, [{}] * 6, data_dir=str(data_dir), workers=2, progress=False)
+    assert all(p["panel_loads"] <= 1 for p in pids)
+
+
+def test_sweep_on_a_dask_cluster_loads_the_panel_once_per_worker(data_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    sweep._PANELS.clear()
+    loads_before = sweep.PANEL_LOADS
+    spec = SweepSpec.model_validate(SMALL)
+    with distributed.LocalCluster(host="127.0.0.1", protocol="tcp", processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        table, info = run_sweep(spec, str(data_dir), scheduler=cluster.scheduler_address, out=tmp_path,
+                                progress=False)
+    assert len(table) == 4 and info["scheduler"].startswith("tcp://127.0.0.1")
+    # the parent loaded it once for episode detection; the in-process worker reused it for all 5 runs
+    assert sweep.PANEL_LOADS - loads_before == 1
+    local, _ = run_sweep(spec, str(data_dir), workers=1, progress=False)
+    assert table["max_dd_pct"].round(10).equals(local["max_dd_pct"].round(10))
