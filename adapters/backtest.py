@@ -54,12 +54,13 @@ class BacktestResult:
 
 def build_strategies(cfg: RunConfig) -> list[Strategy]:
     out: list[Strategy] = []
-    if cfg.condor is not None:
-        out.append(IronCondorBook(cfg.condor))
+    condor = IronCondorBook(cfg.condor) if cfg.condor is not None else None
+    if condor is not None:
+        out.append(condor)
     if cfg.hedge is not None:
         from strategies.alvh import build_hedge  # the hedge is optional; imported only when configured
 
-        out.extend(build_hedge(cfg.hedge))
+        out.extend(build_hedge(cfg.hedge, condor=condor))
     if not out:
         raise ValueError(f"{cfg.source}: no strategy configured (add a [condor] or [hedge] section)")
     return out

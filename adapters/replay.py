@@ -73,6 +73,12 @@ class HistoricalReplay:
         self._skew = _col(daily, "skew_close")
         self._rate = _col(daily, "rate_tbill")
         self._etp = {sym: _col(daily, col) for sym, col in ETP_COLUMNS.items()}
+        # every other daily series (e.g. cor1m, dspx, dff) rides along in `extra`, so a strategy can use
+        # any series in the data dir by name: the close value at the close, the prior close at the open
+        known = {f"{f}_{k}" for f in INDEX_FIELDS for k in ("open", "high", "low", "close")}
+        known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
+        self._extra = {c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
+                       if c not in known and c.endswith("_close") or c == "dff"}
         vx_dates, expiries, settle = panel.vx_matrix()
         if len(vx_dates) != len(dates_all) or not (vx_dates == dates_all).all():
             raise ValueError("panel.vx_matrix() dates must align with panel.daily")
@@ -114,7 +120,7 @@ class HistoricalReplay:
             spx=o["spx"][i], vix=o["vix"][i], rate=rate, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
             vix6m=o["vix6m"][i], vvix=self._vvix[p] if p >= 0 else math.nan,
             skew=self._skew[p] if p >= 0 else math.nan, vx=prev_vx, etps=etps, spx_soq=o["spx"][i],
-            vx_final=final, stale=frozenset({"vx", "etps", "vvix", "skew"}))
+            vx_final=final, extra=self._extra_at(p), stale=frozenset({"vx", "etps", "vvix", "skew", "extra"}))
 
     def close_quotes(self, i: int) -> MarketQuotes:
         today = self.dates[i]
@@ -125,7 +131,12 @@ class HistoricalReplay:
         return MarketQuotes(
             spx=c["spx"][i], vix=c["vix"][i], rate=rate, vix9d=c["vix9d"][i], vix3m=c["vix3m"][i],
             vix6m=c["vix6m"][i], vvix=self._vvix[i], skew=self._skew[i],
-            vx=self._vx_row(i, today, include_expiring=False), etps=etps)
+            vx=self._vx_row(i, today, include_expiring=False), etps=etps, extra=self._extra_at(i))
+
+    def _extra_at(self, i: int) -> dict[str, float]:
+        if i < 0:
+            return {}
+        return {k: float(a[i]) for k, a in self._extra.items() if math.isfinite(a[i])}
 
     def snapshots_for(self, i: int):
         d = self.dates[i]

@@ -29,7 +29,6 @@ from engine.instruments import Equity, FutureContract, Instrument, OptionContrac
 from engine.orders import OrderLeg
 from engine.strategy import Strategy, StrategyContext
 from strategies.alvh.budget import (
-    BookRiskView,
     BudgetParams,
     CondorRiskView,
     TrailingBetas,
@@ -147,14 +146,8 @@ class LayeredVixHedge(Strategy):
     # ---- wiring --------------------------------------------------------------------------------
     def on_start(self, ctx: StrategyContext) -> None:
         if self.risk is None and self.p.budget.reading in ("vega", "contracts"):
-            # No view was handed in: find the condor book among the kernel's strategies (same in replay and
-            # live). Prefer passing BookRiskView(book) explicitly (build_hedge(raw, condor=book)).
-            for s in getattr(getattr(ctx, "_kernel", None), "strategies", []):
-                if getattr(s, "book", None) == self.p.condor_book and hasattr(s, "condors"):
-                    self.risk = BookRiskView(s)
-                    break
-            if self.risk is None:
-                log.warning("hedge_without_condor_view", book=self.book, reading=self.p.budget.reading)
+            # these readings size against the condor book: build_hedge(raw, condor=book) hands it in
+            log.warning("hedge_without_condor_view", book=self.book, reading=self.p.budget.reading)
 
     # ---- market --------------------------------------------------------------------------------
     def on_snapshot(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
