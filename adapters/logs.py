@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -17,12 +18,30 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+# IB account ids: U/F (live, advisor), DU/DF (paper) followed by digits
+_ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F)(\d{5,})\b")
+
+
+def redact_text(text: str) -> str:
+    return _ACCOUNT_RE.sub(lambda m: mask(m.group(0)), text)
+
+
+def _redact_accounts(_logger, _method, event: dict) -> dict:
+    """Last line of defence: an account id inside any logged string (ours or a library's repr of an
+    order) is masked before the line is written."""
+    for k, v in event.items():
+        if isinstance(v, str) and _ACCOUNT_RE.search(v):
+            event[k] = redact_text(v)
+    return event
+
+
 def configure_logging(json: bool = False, level: str = "INFO") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     processors = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_accounts,
     ]
     if json:
         processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(sort_keys=True)]

@@ -55,22 +55,38 @@ def _format_error(path: str, err: ValidationError) -> str:
     return f"{path}: bad value for '{loc}': {msg}{more}"
 
 
+def _find(path: str | Path, relative_to: Path | None = None) -> Path:
+    p = Path(path)
+    for candidate in (p, (relative_to / p) if relative_to else None, CONFIG_DIR / p.name):
+        if candidate is not None and candidate.exists():
+            return candidate
+    raise ConfigError(f"config file {path} does not exist")
+
+
+def _read_toml(path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one TOML file; `extends = "other.toml"` layers this file over another (one source of truth
+    for the condor book shared by several configs)."""
+    p = _find(path, relative_to).resolve()
+    if p in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to {p.name}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'extends' must be a file name")
+    return deep_merge(_read_toml(base, p.parent, (*seen, p)), data)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     data: dict[str, Any] = {}
     label = "<defaults>"
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            alt = CONFIG_DIR / p.name
-            if alt.exists():
-                p = alt
-            else:
-                raise ConfigError(f"config file {path} does not exist")
         label = str(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{label}: not valid TOML: {e}") from None
+        data = _read_toml(path)
     if overrides:
         data = deep_merge(data, overrides)
     try:

@@ -466,7 +466,8 @@ def test_cli_run_halt_status_and_sigterm(tmp_path):
     assert rc == 0
     assert "halted     YES: test kill switch" in status and "account    DU*****67" in status
     assert "heartbeat" in status
-    assert all("DU1234567" not in json.dumps(r) for r in seen)
+    leaked = [r for r in seen if "DU1234567" in json.dumps(r)]
+    assert not leaked, leaked[:3]
 
 
 # ---- (b) SIGKILL at 20+ points across an entry and a rebalance ---------------------------------
