@@ -14,6 +14,7 @@ The daily excess return of day t uses the weights set at the close of t-1:
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Literal, Sequence
 
 import numpy as np
@@ -28,12 +29,17 @@ def _as_date(d) -> dt.date:
     return d if isinstance(d, dt.date) and not isinstance(d, dt.datetime) else pd.Timestamp(d).date()
 
 
+@lru_cache(maxsize=4)
+def _sessions(start: str, end: str) -> np.ndarray:
+    return trading_days(start, end).to_numpy().astype("datetime64[D]")
+
+
 class RollSchedule:
     """Business-day arithmetic over VX settlement dates (NYSE sessions as business days)."""
 
     def __init__(self, expiries: Sequence, start="2004-01-01", end="2030-12-31") -> None:
         self.expiries = np.array(sorted({np.datetime64(_as_date(e), "D") for e in expiries}))
-        self.sessions = trading_days(start, end).to_numpy().astype("datetime64[D]")
+        self.sessions = _sessions(str(start), str(end))
 
     def _count(self, lo: np.datetime64, hi: np.datetime64) -> int:
         """Sessions in [lo, hi)."""
