@@ -245,3 +245,16 @@ def test_default_config_file_validates():
     assert [lp.weight for lp in p.layers] == [0.4, 0.4, 0.2]
     assert [lp.threshold for lp in p.layers] == [18, 22, 28]
     assert [lp.instrument.type for lp in p.layers] == ["vx", "cm", "vix_call"]
+
+
+def test_intraday_activation_switches_on_without_advancing_or_switching_off():
+    from strategies.alvh.layers import LayerSchedule, Trigger
+
+    sched = LayerSchedule([Trigger(18, 2, min_hold_days=3), Trigger(22, 2, min_hold_days=3), Trigger(28, 3)])
+    sched.step(17.0)
+    assert sched.states == [False, False, False]
+    assert sched.activate(23.5) == [0, 1]               # a spike during the day: layers 1 and 2 now
+    assert sched.states == [True, True, False] and sched.day == 1
+    assert sched.activate(12.0) == [] and sched.states == [True, True, False]   # never switches off
+    sched.step(12.0)                                    # the decision respects the minimum hold
+    assert sched.states == [True, True, False]

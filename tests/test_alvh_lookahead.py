@@ -137,3 +137,13 @@ def test_real_data_future_changes_do_not_move_past_decisions(panel):
     pd.testing.assert_frame_equal(f_a, f_b)
     assert not res_a.equity["equity"].equals(res_b.equity["equity"])
     assert dt.date(2020, 3, 9) in set(act_a.index.date)
+
+
+def test_orders_in_flight_survive_a_restart():
+    panel = synthetic_panel()
+    _, h = run(panel, HEDGES["equity_etp_calendar_gated"], "2021-01-04", "2021-04-15")
+    h.layers[1].pending["hedge-20210415-hedge-on-abc"] = "hedge-on"
+    (fresh,) = build_hedge(HEDGES["equity_etp_calendar_gated"])
+    fresh.restore(h.state())
+    assert fresh.layers[1].pending == {"hedge-20210415-hedge-on-abc": "hedge-on"}
+    assert fresh.by_intent["hedge-20210415-hedge-on-abc"] == 1

@@ -85,6 +85,7 @@ class AlvhParams(BaseModel):
     signal: str = "vix"
     activation: ActivationMode = "progressive"
     decision_phase: Literal["open", "close"] = "close"
+    intraday_activation: bool = True   # INTRADAY snapshots (the daemon's hedge checks) may switch layers on
     rebalance_band: float = Field(0.5, ge=0, le=10,
                                   description="resize a live layer only when target/held leaves [1/(1+band), 1+band]")
     rebalance_days: int = Field(5, ge=0, description="a live layer's size is reviewed every this many decisions")
@@ -158,6 +159,19 @@ class LayeredVixHedge(Strategy):
             self.gates.update_close(snap)
         if snap.phase.value == self.p.decision_phase:
             self._decide(snap, ctx)
+        elif snap.phase is Phase.INTRADAY and self.p.intraday_activation:
+            self._intraday(snap, ctx)
+
+    def _intraday(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
+        """A threshold crossed between decisions switches its layer on now (replay has no intraday
+        snapshots, so replay results are unaffected; live, the hedge acts the same day)."""
+        before = list(self.schedule.levels)
+        if not self.schedule.activate(read_signal(self.p.signal, snap), self.gates.passes(snap)):
+            return
+        self._condor = None
+        for i, (layer, old, new) in enumerate(zip(self.layers, before, self.schedule.levels)):
+            if new > old:
+                self._manage(i, layer, new, snap, ctx)
 
     def _record_close(self, snap: MarketSnapshot) -> None:
         q = snap.quotes
@@ -328,7 +342,9 @@ class LayeredVixHedge(Strategy):
                         "qty": [[_inst_to_dict(k), v] for k, v in la.qty.items()],
                         "held": None if la.held is None else {
                             "label": la.held.label, "fallback": la.held.fallback,
-                            "basket": [[_inst_to_dict(k), v] for k, v in la.held.basket.items()]}}
+                            "basket": [[_inst_to_dict(k), v] for k, v in la.held.basket.items()]},
+                        # orders in flight: after a restart their fills must still reach this layer
+                        "pending": dict(la.pending)}
                        for la in self.layers],
         }
 
@@ -343,6 +359,8 @@ class LayeredVixHedge(Strategy):
             h = s.get("held")
             la.held = None if h is None else Holding({_inst_from_dict(k): v for k, v in h["basket"]},
                                                      h["label"], h["fallback"])
+            la.pending = dict(s.get("pending", {}))
+        self.by_intent = {intent: i for i, la in enumerate(self.layers) for intent in la.pending}
 
 
 def _within(target: float, held: float, band: float) -> bool:

@@ -90,6 +90,23 @@ class LayerSchedule:
         self.levels = activation_levels(self.mode, [t.on for t in self.triggers])
         return self.levels
 
+    def activate(self, signal: float, gate_ok: bool = True) -> list[int]:
+        """Between decisions (intraday checks of the daemon): switch ON any trigger whose threshold the
+        signal has crossed, so a spike acts the same day. Never switches off (hysteresis and minimum hold
+        are judged at the decision phase) and does not advance the decision count. Returns the indices of
+        the triggers switched on."""
+        switched = []
+        if math.isnan(signal):
+            return switched
+        for i, t in enumerate(self.triggers):
+            if not t.on and signal >= t.threshold and gate_ok and self.day - t.since >= t.cooldown_days:
+                t.on, t.since = True, self.day
+                t.switches += 1
+                switched.append(i)
+        if switched:
+            self.levels = activation_levels(self.mode, [t.on for t in self.triggers])
+        return switched
+
     @property
     def states(self) -> list[bool]:
         return [t.on for t in self.triggers]
