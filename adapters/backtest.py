@@ -44,10 +44,10 @@ class BacktestResult:
         trades = self.trades
         wins = int((trades["pnl"] > 0).sum()) if len(trades) else 0
         return {
-            "trades": int(len(trades)),
+            "trades": len(trades),
             "win_rate": wins / len(trades) if len(trades) else math.nan,
             "total_commissions": float(self.fills["commission"].sum()) if len(self.fills) else 0.0,
-            "rejected_orders": int(len(self.rejections)),
+            "rejected_orders": len(self.rejections),
             "interest": float(self.equity["interest"].iloc[-1]) if len(self.equity) else 0.0,
         }
 
@@ -118,8 +118,8 @@ def write_outputs(result: BacktestResult, out: Path) -> list[Path]:
 def format_summary(result: BacktestResult) -> str:
     s = result.summary
     t = result.totals()
-    pct = lambda x: "n/a" if not math.isfinite(x) else f"{x * 100:.2f}%"  # noqa: E731
-    num = lambda x: "n/a" if not math.isfinite(x) else f"{x:.2f}"  # noqa: E731
+    pct = lambda x: "n/a" if not math.isfinite(x) else f"{x * 100:.2f}%"
+    num = lambda x: "n/a" if not math.isfinite(x) else f"{x:.2f}"
     rows = [
         ("period", f"{s.start} .. {s.end}"),
         ("final equity", f"{s.final_equity:,.0f}"),

@@ -6,8 +6,17 @@ then cancelled.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from engine.bus import EventBus
-from engine.events import EndOfDayEvent, FillEvent, LegFill, OrderState, OrderStatusEvent, Phase, SettlementEvent
+from engine.events import (
+    EndOfDayEvent,
+    FillEvent,
+    LegFill,
+    OrderState,
+    OrderStatusEvent,
+    SettlementEvent,
+)
 from engine.execution import ExecutionSimulator
 from engine.marketmodel import MarketModel
 from engine.orders import OrderRequest
@@ -74,7 +83,7 @@ class SimulatedBroker:
         insts = [leg.instrument for leg in order.legs]
         ratios = [leg.ratio for leg in order.legs]
         mids = m.mids(insts)
-        if any(p != p for p in mids):
+        if not np.all(np.isfinite(mids)):
             return  # an unpriced leg: all-or-none means nothing fills
         prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
         net = float(sum(r * p for r, p in zip(ratios, prices)))

@@ -44,7 +44,7 @@ def bench_replay(data_dir: str, runs: int) -> None:
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", CHILD, data_dir], cwd=ROOT, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
+    med = lambda k: statistics.median(r[k] for r in rows)
     print(f"20-year condor replay ({runs} fresh processes): median replay {med('replay'):.2f}s "
           f"(min {min(r['replay'] for r in rows):.2f}s), panel load {med('panel'):.3f}s, imports {med('imports'):.2f}s, "
           f"peak RSS {med('rss_mb'):.0f} MB, {rows[0]['events']} events -> {rows[0]['events'] / med('replay'):,.0f} events/s; "
@@ -53,14 +53,13 @@ def bench_replay(data_dir: str, runs: int) -> None:
 
 def bench_bus(data_dir: str, repeat: int, runs: int) -> None:
     import datetime as dt
+    from dataclasses import dataclass
 
     import pandas as pd
 
     from engine.bus import EventBus
     from engine.clock import ET
     from engine.events import Event
-
-    from dataclasses import dataclass
 
     @dataclass(frozen=True, slots=True)
     class Bar(Event):

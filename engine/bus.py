@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from engine.events import Event
 

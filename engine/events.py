@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from engine.instruments import Instrument
 

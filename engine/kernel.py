@@ -16,7 +16,12 @@ import structlog
 from engine.bus import EventBus
 from engine.clock import Clock
 from engine.events import (
-    EndOfDayEvent, FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent,
+    EndOfDayEvent,
+    FillEvent,
+    MarketSnapshot,
+    OrderState,
+    OrderStatusEvent,
+    Phase,
 )
 from engine.execution import ExecutionSimulator
 from engine.instruments import FutureContract, OptionContract

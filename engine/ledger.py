@@ -6,7 +6,8 @@ Positions are kept per book (strategy) so condor and hedge P&L can be told apart
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 
 from engine.events import FillEvent, SettlementEvent
 from engine.instruments import FutureContract, Instrument
@@ -131,7 +132,7 @@ class Ledger:
         margin moves into cash (settle_futures) as the clearing house does each day."""
         for (book, key), pos in self.positions.items():
             px = prices.get(key)
-            if px is None or px != px:  # unknown or NaN: keep the last mark rather than invent one
+            if px is None or math.isnan(px):  # unknown or NaN: keep the last mark rather than invent one
                 continue
             pos.mark = px
             if pos.is_future and settle_futures:
@@ -155,8 +156,6 @@ class Ledger:
     def accrue_interest(self, annual_rate: float, days: float) -> float:
         """Interest on the cash balance (T-bill collateral) for `days` calendar days, continuous compounding.
         A negative balance pays the same rate (no spread modelled)."""
-        import math
-
         if days <= 0 or not math.isfinite(annual_rate):
             return 0.0
         amount = self.cash * (math.exp(annual_rate * days / 365.0) - 1.0)

@@ -119,7 +119,7 @@ class Summary:
 def summarize(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> Summary:
     dd = max_drawdown(equity)
     g = cagr(equity)
-    fmt = lambda t: "" if t is None else pd.Timestamp(t).strftime("%Y-%m-%d")  # noqa: E731
+    fmt = lambda t: "" if t is None else pd.Timestamp(t).strftime("%Y-%m-%d")
     return Summary(
         start=fmt(equity.index[0]), end=fmt(equity.index[-1]),
         final_equity=float(equity.iloc[-1]),

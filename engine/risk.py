@@ -8,7 +8,7 @@ Long options and ETP shares are paid in full from cash (no margin loan).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field

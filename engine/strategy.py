@@ -14,22 +14,32 @@ if TYPE_CHECKING:
     from engine.marketmodel import MarketModel
 
 
+def add_fill(held: dict, fill: FillEvent) -> None:
+    """Book a fill's legs into a strategy's own {instrument: quantity} view, dropping flat lines."""
+    for leg in fill.legs:
+        q = held.get(leg.instrument, 0) + leg.quantity
+        if q:
+            held[leg.instrument] = q
+        else:
+            held.pop(leg.instrument, None)
+
+
 class Strategy:
     """Base class. Override the hooks you need; `book` names this strategy's positions in the ledger."""
 
     book: str = "strategy"
 
-    def on_start(self, ctx: "StrategyContext") -> None: ...
+    def on_start(self, ctx: StrategyContext) -> None: ...
 
-    def on_snapshot(self, snap: MarketSnapshot, ctx: "StrategyContext") -> None: ...
+    def on_snapshot(self, snap: MarketSnapshot, ctx: StrategyContext) -> None: ...
 
-    def on_fill(self, fill: FillEvent, ctx: "StrategyContext") -> None: ...
+    def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None: ...
 
-    def on_order_status(self, event: OrderStatusEvent, ctx: "StrategyContext") -> None: ...
+    def on_order_status(self, event: OrderStatusEvent, ctx: StrategyContext) -> None: ...
 
-    def on_settlement(self, event: SettlementEvent, ctx: "StrategyContext") -> None: ...
+    def on_settlement(self, event: SettlementEvent, ctx: StrategyContext) -> None: ...
 
-    def on_end_of_day(self, date: dt.date, ctx: "StrategyContext") -> None: ...
+    def on_end_of_day(self, date: dt.date, ctx: StrategyContext) -> None: ...
 
     # The daemon persists this between restarts; replay never needs it.
     def state(self) -> dict:
@@ -41,13 +51,13 @@ class Strategy:
 class StrategyContext:
     """The order API and read-only account view handed to one strategy."""
 
-    def __init__(self, kernel: "Kernel", book: str) -> None:
+    def __init__(self, kernel: Kernel, book: str) -> None:
         self._kernel = kernel
         self.book = book
         self._ids: set[str] = set()
 
     @property
-    def market(self) -> "MarketModel":
+    def market(self) -> MarketModel:
         return self._kernel.market
 
     def now(self) -> dt.datetime:

@@ -14,8 +14,9 @@ The daily excess return of day t uses the weights set at the close of t-1:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd

@@ -75,8 +75,8 @@ class SpxSurface:
     __slots__ = (
         "_Ts",
         "_Ts_a",
-        "_tcache",
         "_carry",
+        "_tcache",
         "_v0",
         "_vn",
         "_ws",

@@ -23,7 +23,7 @@ from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract, spx_option, vix_option
 from engine.orders import OrderLeg
-from engine.strategy import Strategy, StrategyContext
+from engine.strategy import Strategy, StrategyContext, add_fill
 from engine.strikes import strike_for_delta, strike_grid, vix_strike_grid
 from strategies.alvh.instruments import is_monthly_vix_expiry, live_monthly
 
@@ -65,12 +65,7 @@ class _OptionBuyer(Strategy):
         if fill.intent_id not in self.pending:
             return
         self.pending.discard(fill.intent_id)
-        for leg in fill.legs:
-            q = self.held.get(leg.instrument, 0) + leg.quantity
-            if q:
-                self.held[leg.instrument] = q
-            else:
-                self.held.pop(leg.instrument, None)
+        add_fill(self.held, fill)
 
     def on_order_status(self, event: OrderStatusEvent, ctx: StrategyContext) -> None:
         if event.state in (OrderState.CANCELLED, OrderState.REJECTED):

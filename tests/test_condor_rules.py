@@ -1,5 +1,4 @@
 """Condor book rules on small synthetic markets (no real data needed)."""
-import math
 from dataclasses import dataclass
 
 import numpy as np

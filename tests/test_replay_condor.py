@@ -91,13 +91,13 @@ def test_cli_replay_and_config_error_exit_codes(data_dir, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "adapters.cli", "replay", "--config", "config/condor.toml", "--start", "2021-01-01",
            "--end", "2021-03-31", "--data-dir", str(data_dir), "--out", str(out)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "max drawdown" in p.stdout and "Sharpe" in p.stdout
     assert (out / "equity.csv").exists() and (out / "trades.parquet").exists() and (out / "fills.csv").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text("[run]\nstart = 2020-01-01\nend = 2019-01-01\n")
-    p = subprocess.run(cmd[:5] + [str(bad), "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd[:5] + [str(bad), "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "run" in p.stderr and p.stderr.count("\n") == 1
 
 
@@ -112,6 +112,6 @@ def test_cli_data_check_fails_on_corrupted_copy(data_dir, tmp_path):
     lines[n] = "2020-03-16,,,,"
     path.write_text("\n".join(lines) + "\n")
     p = subprocess.run([sys.executable, "-m", "adapters.cli", "data", "check", "--data-dir", str(copy)],
-                       capture_output=True, text=True, timeout=300)
+                       check=False, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     assert "vix_daily.csv" in p.stderr and f"row {n + 1}" in p.stderr

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
 from engine.orders import OrderLeg
-from engine.strategy import Strategy, StrategyContext
+from engine.strategy import Strategy, StrategyContext, add_fill
 from strategies.alvh.budget import (
     BudgetParams,
     CondorRiskView,
@@ -292,12 +292,7 @@ class LayeredVixHedge(Strategy):
         if i is None:
             return
         layer = self.layers[i]
-        for leg in fill.legs:
-            q = layer.qty.get(leg.instrument, 0) + leg.quantity
-            if q:
-                layer.qty[leg.instrument] = q
-            else:
-                layer.qty.pop(leg.instrument, None)
+        add_fill(layer.qty, fill)
         layer.pending.pop(fill.intent_id, None)
 
     def on_order_status(self, event: OrderStatusEvent, ctx: StrategyContext) -> None:
