@@ -24,6 +24,16 @@ class UserError(Exception):
     """A problem the user can fix (bad flag, file, config): printed as one sentence."""
 
 
+def iso_date(text: str) -> str:
+    """argparse type for --start/--end: YYYY-MM-DD, checked at parse time."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
+
+
 def add_common(p: argparse.ArgumentParser, data: bool = True) -> None:
     if data:
         p.add_argument("--data-dir", help="market data directory (default: $ALVH_DATA_DIR, then ~/.cache/alvh/data)")
@@ -95,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay history through the strategies and print a summary")
     p.add_argument("--config", default="config/condor.toml")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    p.add_argument("--start", type=iso_date)
+    p.add_argument("--end", type=iso_date)
     p.add_argument("--out", default="out/replay", help="directory for equity/trades/fills CSV+Parquet ('' to skip)")
     add_common(p)
     p.set_defaults(func=cmd_replay)
@@ -130,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(json=getattr(args, "log_json", False), level=getattr(args, "log_level", "INFO"))
     from adapters.data.errors import DataError
+    from adapters.replay import ReplayRangeError
     from config.settings import ConfigError
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, DataError, ConfigError) as e:
+    except (UserError, DataError, ConfigError, ReplayRangeError) as e:
         print(f"alvh: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -73,12 +73,14 @@ def cmd_sweep(args) -> int:
 
 
 def register(sub, add_common) -> None:
+    from adapters.cli import iso_date  # the CLI module is fully loaded by the time it registers commands
+
     p = sub.add_parser("verdict", help="did the layered VIX hedge cut condor drawdowns by 35-40% in real spikes?")
     p.add_argument("--config", default="config/alvh.toml", help="run config with [condor] and [hedge] tables")
     p.add_argument("--episodes", default="config/episodes.toml", help="episode windows, detection rule, claim bands")
     p.add_argument("--out", default="out/verdict", help="directory for CSV/JSON, PNG plots and verdict.html ('' to skip)")
-    p.add_argument("--start", help="first day (default: the config's run.start)")
-    p.add_argument("--end", help="last day (default: the config's run.end)")
+    p.add_argument("--start", type=iso_date, help="first day (default: the config's run.start)")
+    p.add_argument("--end", type=iso_date, help="last day (default: the config's run.end)")
     p.add_argument("--ladders", type=int, help="condor ladder phases for the reduction range (default from episodes.toml)")
     p.add_argument("--scenarios", help="comma-separated subset (unhedged always runs), e.g. alvh,static,vxth")
     p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
@@ -90,8 +92,8 @@ def register(sub, add_common) -> None:
     p = sub.add_parser("sweep", help="sweep hedge thresholds, weights, budget readings, instruments and costs")
     p.add_argument("--grid", default="config/sweep.toml", help="sweep definition")
     p.add_argument("--out", default="out/sweep", help="directory for sweep.parquet / sweep.csv ('' to skip)")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    p.add_argument("--start", type=iso_date)
+    p.add_argument("--end", type=iso_date)
     p.add_argument("--limit", type=int, help="run only the first N configurations")
     p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")

@@ -25,6 +25,10 @@ ETP_COLUMNS = {"VIXY": "vixy_close", "VIXM": "vixm_close", "VXX": "vxx_close", "
                "UVXY": "uvxy_close", "SVXY": "svxy_close"}
 
 
+class ReplayRangeError(ValueError):
+    """The requested window has no data: a user error, reported as one sentence."""
+
+
 def _col(daily: pd.DataFrame, name: str) -> np.ndarray:
     if name in daily.columns:
         return daily[name].to_numpy(dtype=float)
@@ -64,7 +68,8 @@ class HistoricalReplay:
         first = max(int(dates_all.searchsorted(lo)), 0)
         last = int(dates_all.searchsorted(hi, side="right"))
         if last <= first:
-            raise ValueError(f"no trading days in the panel between {lo.date()} and {hi.date()}")
+            raise ReplayRangeError(f"no trading days in the data between {lo.date()} and {hi.date()} "
+                                   f"(the data covers {dates_all[0].date()} .. {dates_all[-1].date()})")
         self._first, self._last = first, last
         self.dates = [d.date() for d in dates_all]
         self._c = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}

@@ -115,3 +115,15 @@ def test_cli_data_check_fails_on_corrupted_copy(data_dir, tmp_path):
                        check=False, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     assert "vix_daily.csv" in p.stderr and f"row {n + 1}" in p.stderr
+
+
+def test_cli_bad_dates_are_one_sentence_errors(data_dir, capsys):
+    from adapters.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["replay", "--start", "notadate", "--data-dir", str(data_dir)])
+    assert e.value.code != 0 and "YYYY-MM-DD" in capsys.readouterr().err
+    rc = main(["replay", "--start", "2030-01-01", "--end", "2031-01-01", "--data-dir", str(data_dir), "--out", ""])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no trading days in the data between 2030-01-01 and 2031-01-01" in err
+    assert err.count("\n") == 1
