@@ -88,6 +88,7 @@ class HistoricalReplay:
         if len(vx_dates) != len(dates_all) or not (vx_dates == dates_all).all():
             raise ValueError("panel.vx_matrix() dates must align with panel.daily")
         self._vx_exp = [pd.Timestamp(e).date() for e in expiries]
+        self._vx_col = {e: j for j, e in enumerate(self._vx_exp)}
         self._vx = settle
         self.bus: EventBus | None = None
         self.snapshots = 0
@@ -115,10 +116,9 @@ class HistoricalReplay:
         rate = self._rate[p] if p >= 0 else math.nan
         prev_vx = self._vx_row(p, today, include_expiring=True) if p >= 0 else {}
         final = {}
-        row = self._vx[i]
-        for j, e in enumerate(self._vx_exp):
-            if e == today and math.isfinite(row[j]):
-                final[e] = float(row[j])
+        j = self._vx_col.get(today)
+        if j is not None and math.isfinite(self._vx[i, j]):
+            final[today] = float(self._vx[i, j])
         etps = {s: float(a[p]) for s, a in self._etp.items() if p >= 0 and math.isfinite(a[p])}
         o = self._o
         return MarketQuotes(
