@@ -121,8 +121,11 @@ def run_task_safe(task: dict, data_dir: str) -> dict:
                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
 
 
-def process_info(_task: dict | None = None, _data_dir: str | None = None) -> dict:
-    """For tests: which process ran this and how often it loaded a panel."""
+def process_info(_task: dict | None = None, data_dir: str | None = None) -> dict:
+    """For tests: which process ran this and how often it has loaded a panel (after making sure it has one,
+    as every configuration does)."""
+    if data_dir is not None:
+        worker_panel(data_dir)
     return {"pid": os.getpid(), "panel_loads": PANEL_LOADS}
 
 

@@ -1,5 +1,6 @@
 """Sweeps: grid expansion, cost scaling, the local process pool and a Dask cluster on loopback, and
 "the market panel is loaded once per worker, not once per configuration"."""
+import os
 import json
 
 import pytest
@@ -81,3 +82,13 @@ def test_sweep_on_a_dask_cluster_loads_the_panel_once_per_worker(data_dir, tmp_p
     assert sweep.PANEL_LOADS - loads_before == 1
     local, _ = run_sweep(spec, str(data_dir), workers=1, progress=False)
     assert table["max_dd_pct"].round(10).equals(local["max_dd_pct"].round(10))
+
+
+def test_dask_worker_processes_each_load_the_panel_once(data_dir):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(host="127.0.0.1", protocol="tcp", processes=True, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        infos = sweep._run_dask(sweep.process_info, [{}] * 8, str(data_dir), cluster.scheduler_address, False, "probe")
+    pids = {i["pid"] for i in infos}
+    assert os.getpid() not in pids                     # ran in separate worker processes
+    assert all(i["panel_loads"] == 1 for i in infos)   # 8 tasks, each process loaded the panel exactly once
