@@ -193,28 +193,25 @@ IN_ALIASES: dict[str, int] = {
 }
 
 
-def out_msg_id(key: int | str) -> int:
-    """Resolve a server->client message type given as id, OUT constant name or alias."""
+def _msg_id(key: int | str, ids, aliases: dict, direction: str) -> int:
     if isinstance(key, int):
         return key
-    if key in OUT_ALIASES:
-        return OUT_ALIASES[key]
+    if key in aliases:
+        return aliases[key]
     up = key.upper()
-    if hasattr(OUT, up):
-        return getattr(OUT, up)
-    raise KeyError(f"unknown outgoing message type {key!r}")
+    if hasattr(ids, up):
+        return getattr(ids, up)
+    raise KeyError(f"unknown {direction} message type {key!r}")
+
+
+def out_msg_id(key: int | str) -> int:
+    """Resolve a server->client message type given as id, OUT constant name or alias."""
+    return _msg_id(key, OUT, OUT_ALIASES, "outgoing")
 
 
 def in_msg_id(key: int | str) -> int:
     """Resolve a client->server message type given as id, IN constant name or alias."""
-    if isinstance(key, int):
-        return key
-    if key in IN_ALIASES:
-        return IN_ALIASES[key]
-    up = key.upper()
-    if hasattr(IN, up):
-        return getattr(IN, up)
-    raise KeyError(f"unknown incoming message type {key!r}")
+    return _msg_id(key, IN, IN_ALIASES, "incoming")
 
 
 def msg_name(msg_id: int, direction: str) -> str:
