@@ -454,14 +454,14 @@ def run_cndr(panel, pricing: PricingParams | None = None, start="2006-01-01", en
 
 
 def run_vxth(panel, pricing: PricingParams | None = None, start="2006-01-01", end="2025-12-31", params=None):
-    """The VXTH replica through run_backtest (cash buffer 100x the notional: see strategies.benchmarks.vxth).
-    Returns (BacktestResult, VXTHReplica)."""
+    """The VXTH replica through run_backtest, in an account of exactly its notional (it holds SPXTR shares and VIX
+    calls, so the account equity is the index: see strategies.benchmarks.vxth). Returns (BacktestResult, VXTHReplica)."""
     from adapters.backtest import run_backtest
     from strategies.benchmarks import VXTHParams, VXTHReplica
 
     p = params or VXTHParams(notional=REPLICA_NOTIONAL)
     strat = VXTHReplica(p)
-    res = run_backtest(replica_config(pricing, start, end, initial_equity=100.0 * p.notional), panel, strategies=[strat])
+    res = run_backtest(replica_config(pricing, start, end, initial_equity=p.notional), panel, strategies=[strat])
     return res, strat
 
 
@@ -592,7 +592,7 @@ def _year_prices(panel, year: int) -> tuple[np.ndarray, np.ndarray]:
 
 def derive_dividend_points(panel, published: dict[int, float] | None = None) -> dict[int, float]:
     """Dividend points per calendar year that, accrued evenly per calendar day on our SPX closes, reproduce the
-    published annual total return (how strategies.benchmarks.vxth.SPX_DIVIDEND_POINTS was made)."""
+    published annual total return (how engine.dividends.SPX_DIVIDEND_POINTS was made)."""
     from scipy.optimize import brentq
 
     out = {}

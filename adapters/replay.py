@@ -5,6 +5,9 @@ Two snapshots per trading day, each built only from what was known at that insta
   4:15 pm); ETPs at the prior close; the SPX open as the AM-settlement (SOQ) proxy; the final VX
   settlement of a contract expiring today (VRO/SOQ is set at the open);
 - close (16:00 ET): closes, the day's VX settlements, ETP closes.
+"SPXTR" in `etps` is the S&P 500 total-return index (engine.dividends.total_return_index over the SPX closes):
+the day's TR close at the close; at the open the prior TR close x (SPX open / prior SPX close), i.e. the price
+move known at 09:30 and no dividend accrual for the day yet.
 The risk-free rate is the prior trading day's T-bill observation (FRED publishes with a lag).
 Intraday bars can plug in later as extra INTRADAY snapshots between the two.
 """
@@ -18,9 +21,11 @@ import pandas as pd
 
 from engine.bus import EventBus
 from engine.clock import ET
+from engine.dividends import total_return_index
 from engine.events import MarketQuotes, MarketSnapshot, Phase
 
 INDEX_FIELDS = ("spx", "vix", "vix9d", "vix3m", "vix6m")
+TR_SYMBOL = "SPXTR"   # the S&P 500 total-return index, carried like an ETP
 ETP_COLUMNS = {"VIXY": "vixy_close", "VIXM": "vixm_close", "VXX": "vxx_close", "VXX_A": "vxx_a_close",
                "UVXY": "uvxy_close", "SVXY": "svxy_close"}
 
@@ -78,6 +83,7 @@ class HistoricalReplay:
         self._skew = _col(daily, "skew_close")
         self._rate = _col(daily, "rate_tbill")
         self._etp = {sym: _col(daily, col) for sym, col in ETP_COLUMNS.items()}
+        self._tr = total_return_index(dates_all, self._c["spx"])
         # every other daily series (e.g. cor1m, dspx, dff) rides along in `extra`, so a strategy can use
         # any series in the data dir by name: the close value at the close, the prior close at the open
         known = {f"{f}_{k}" for f in INDEX_FIELDS for k in ("open", "high", "low", "close")}
@@ -121,6 +127,10 @@ class HistoricalReplay:
             final[today] = float(self._vx[i, j])
         etps = {s: float(a[p]) for s, a in self._etp.items() if p >= 0 and math.isfinite(a[p])}
         o = self._o
+        if p >= 0:
+            tr_open = self._tr[p] * o["spx"][i] / self._c["spx"][p]
+            if math.isfinite(tr_open):
+                etps[TR_SYMBOL] = float(tr_open)
         return MarketQuotes(
             spx=o["spx"][i], vix=o["vix"][i], rate=rate, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
             vix6m=o["vix6m"][i], vvix=self._vvix[p] if p >= 0 else math.nan,
@@ -133,6 +143,8 @@ class HistoricalReplay:
         rate = self._rate[p] if p >= 0 else self._rate[i]
         c = self._c
         etps = {s: float(a[i]) for s, a in self._etp.items() if math.isfinite(a[i])}
+        if math.isfinite(self._tr[i]):
+            etps[TR_SYMBOL] = float(self._tr[i])
         return MarketQuotes(
             spx=c["spx"][i], vix=c["vix"][i], rate=rate, vix9d=c["vix9d"][i], vix3m=c["vix3m"][i],
             vix6m=c["vix6m"][i], vvix=self._vvix[i], skew=self._skew[i],

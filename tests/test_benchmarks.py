@@ -177,9 +177,41 @@ def test_vxth_replica_buys_calls_for_the_weight_and_pays_off_in_march_2020(panel
     q = vxth_quarterly(strat)
     assert q.loc[pd.Period("2020Q1"), "vxth"] > 0.3
     assert q.loc[pd.Period("2020Q1"), "spx_tr"] == pytest.approx(-0.196, abs=0.005)
-    # until the first call purchase the replica is the S&P 500 total return
+    # until the first call purchase the replica is the S&P 500 total return (whole SPXTR shares: the cash residue
+    # is below one index level, < 0.002 % of the account)
     f = strat.frame().loc[:"2020-01-21"]
-    assert (f["index"] / f["index"].iloc[0]).to_numpy() == pytest.approx((f["spx_tr"] / f["spx_tr"].iloc[0]).to_numpy())
+    assert (f["index"] / f["index"].iloc[0]).to_numpy() == pytest.approx((f["spx_tr"] / f["spx_tr"].iloc[0]).to_numpy(),
+                                                                          rel=2e-5)
+    assert (f["cash"] >= 0).all() and (f["cash"] < 1e-4 * f["index"]).all()
+
+
+def test_vxth_replica_holds_spxtr_shares_and_the_account_equity_is_the_index(panel):
+    from adapters.fidelity import REPLICA_NOTIONAL, run_vxth
+
+    res, strat = run_vxth(panel, PricingParams(), "2019-12-01", "2020-04-30")
+    f = strat.frame()
+    eq = res.equity["equity"]
+    assert eq.to_numpy() == pytest.approx(f["index"].to_numpy(), rel=1e-12)
+    assert eq.iloc[0] == pytest.approx(REPLICA_NOTIONAL, rel=0.02)             # no cash buffer
+    # the S&P 500 leg is SPXTR shares bought and sold through the broker at the replay's SPXTR quote
+    fills = res.fills
+    tr = fills[fills["instrument"] == "SPXTR"]
+    assert len(tr) >= 1 and (tr["commission"] == 0).all()
+    assert set(fills["purpose"]) == {"roll", "rebalance"}
+    assert (f["cash"] >= 0).all() and (f["cash"] < 1e-4 * f["index"]).all()   # under one share
+    assert len(res.rejections) == 0
+    # on a roll day the premium comes out of the S&P 500 leg: one order buys the calls and sells the shares
+    day = fills[fills["date"].astype(str) == "2020-02-19"]
+    assert list(day["purpose"]) == ["roll", "roll"] and day["intent_id"].nunique() == 1
+    assert day["instrument"].iloc[0].startswith("VIX ") and day["instrument"].iloc[1] == "SPXTR"
+    assert day["quantity"].iloc[1] < 0
+    premium = day["quantity"].iloc[0] * day["price"].iloc[0] * 100
+    sold = -day["quantity"].iloc[1] * day["price"].iloc[1]
+    assert abs(sold - premium) < 2 * day["price"].iloc[1]          # whole shares: within a share or two
+    assert f.loc["2020-02-19", "hedge"] == pytest.approx(premium, rel=1e-6)     # marked at the buying close
+    # after the March 2020 payoff, the settlement is back in SPXTR at the open of the roll day
+    mar = fills[fills["date"].astype(str) == "2020-03-18"]
+    assert list(mar["time"]) == ["09:30"] and mar["quantity"].iloc[0] > 0 and mar["instrument"].iloc[0] == "SPXTR"
 
 
 def test_vxth_buy_phase_open_buys_at_the_open_snapshot(panel):
@@ -187,6 +219,8 @@ def test_vxth_buy_phase_open_buys_at_the_open_snapshot(panel):
 
     res, _ = run_vxth(panel, PricingParams(), "2020-02-01", "2020-02-28",
                           VXTHParams(notional=REPLICA_NOTIONAL, buy_phase=Phase.OPEN))
-    assert list(res.fills["time"]) == ["09:30"]
+    calls = res.fills[res.fills["instrument"].str.startswith("VIX ")]
+    assert list(calls["time"]) == ["09:30"]
     res, _strat = run_vxth(panel, PricingParams(), "2020-02-01", "2020-02-28")
-    assert list(res.fills["time"]) == ["16:00"]
+    calls = res.fills[res.fills["instrument"].str.startswith("VIX ")]
+    assert list(calls["time"]) == ["16:00"]

@@ -62,8 +62,10 @@ def test_market_iv_from_mid_recovers_the_quoted_vol():
 
 
 def test_total_return_proxy_reproduces_published_annual_sp500_total_returns(panel):
+    from engine import dividends
     from strategies.benchmarks import SPX_DIVIDEND_POINTS
 
+    assert SPX_DIVIDEND_POINTS is dividends.SPX_DIVIDEND_POINTS      # one table, in engine.dividends
     annual = F.spx_tr_annual(panel)
     for year, published in F.PUBLISHED_SPX_TR.items():
         assert annual[year] == pytest.approx(published, abs=5e-4), year

@@ -42,6 +42,30 @@ def test_replay_snapshots_use_only_what_is_known(panel):
     assert mar not in c18.quotes.vx
 
 
+
+def test_replay_spxtr_is_the_total_return_index_and_the_open_knows_only_the_prior_close(panel):
+    from engine.dividends import SPX_DIVIDEND_POINTS, total_return_index
+
+    r = HistoricalReplay(panel, "2020-03-13", "2020-03-18")
+    i = r.dates.index(dt.date(2020, 3, 16))
+    _, fri_c = list(r.snapshots_for(i - 1))          # Friday 2020-03-13
+    mon_o, mon_c = list(r.snapshots_for(i))          # Monday 2020-03-16
+    d = panel.daily
+    tr = total_return_index(d.index, d["spx_close"])
+    assert fri_c.quotes.etps["SPXTR"] == pytest.approx(tr[i - 1], rel=1e-12)
+    assert mon_c.quotes.etps["SPXTR"] == pytest.approx(tr[i], rel=1e-12)
+    # close to close: the price move plus 3 calendar days of the year's dividend points, accrued evenly
+    p0, p1 = d["spx_close"].iloc[i - 1], d["spx_close"].iloc[i]
+    hand = fri_c.quotes.etps["SPXTR"] * (p1 + SPX_DIVIDEND_POINTS[2020] * 3 / 365) / p0
+    assert mon_c.quotes.etps["SPXTR"] == pytest.approx(hand, rel=1e-12)
+    # the open: the prior TR close moved by the SPX open over the prior SPX close (no accrual, no close of the day)
+    assert mon_o.quotes.etps["SPXTR"] == pytest.approx(fri_c.quotes.etps["SPXTR"] * mon_o.quotes.spx / p0, rel=1e-12)
+    assert mon_o.quotes.spx == pytest.approx(d["spx_open"].iloc[i])
+    assert mon_o.quotes.etps["SPXTR"] != pytest.approx(mon_c.quotes.etps["SPXTR"], rel=1e-3)
+    # the TR index is the same whatever the replay window: built once over the whole panel
+    r2 = HistoricalReplay(panel, "2020-03-16", "2020-03-16")
+    assert list(r2.snapshots_for(i))[1].quotes.etps["SPXTR"] == mon_c.quotes.etps["SPXTR"]
+
 def test_condor_book_trades_and_books_balance(result_2020):
     res = result_2020
     eq = res.equity

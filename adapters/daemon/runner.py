@@ -863,7 +863,8 @@ async def run_paper_replay(cfg, params: DaemonParams, day: dt.date, panel, *, st
     if server is None and params.replay.server == "internal":
         from adapters.ib.testing import FakeTWS
 
-        etps = {sym: ("ARCA", sym, px) for sym, px in paper._open.etps.items()}
+        # SPXTR is our synthetic total-return series, not a listed share
+        etps = {sym: ("ARCA", sym, px) for sym, px in paper._open.etps.items() if sym != "SPXTR"}
         own_server = FakeTWS(port=0, account="DU0000001", quote_provider=paper.quote_provider(), now=clock.now,
                              spx=paper._open.spx, etps=etps or None)
         await own_server.start()
