@@ -133,17 +133,17 @@ class MarketModel:
         """Model mid of each instrument, memoised for this snapshot (strategies, the broker and the
         end-of-day marks ask for the same contracts)."""
         cache = self._mid_cache
-        try:
-            return np.array([cache[i.key] for i in instruments], dtype=float)
-        except KeyError:
-            pass
-        out = self._compute_mids(instruments)
-        for inst, px in zip(instruments, out.tolist()):
-            cache[inst.key] = px
-        return out
+        out = [cache.get(i.key) for i in instruments]
+        missing = [k for k, px in enumerate(out) if px is None]
+        if missing:
+            fresh = self._compute_mids([instruments[k] for k in missing])
+            for k, px in zip(missing, fresh):
+                out[k] = px
+                cache[instruments[k].key] = px
+        return np.array(out, dtype=float)
 
-    def _compute_mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
-        out = np.full(len(instruments), math.nan)
+    def _compute_mids(self, instruments: Sequence[Instrument]) -> list[float]:
+        out = [math.nan] * len(instruments)
         spx_idx: list[int] = []
         vix_idx: dict[dt.date, list[int]] = {}
         for i, inst in enumerate(instruments):
@@ -167,13 +167,15 @@ class MarketModel:
             K = np.array([o.strike for o in opts])
             T = np.array([self.years_to(o) for o in opts])
             call = np.array([o.right == "C" for o in opts])
-            out[spx_idx] = self.surface.price(K, T, call)
+            for i, px in zip(spx_idx, self.surface.price(K, T, call).tolist()):
+                out[i] = px
         for expiry, idx in vix_idx.items():
             opts = [instruments[i] for i in idx]
             K = np.array([o.strike for o in opts])
             T = np.array([self.years_to(o) for o in opts])
             call = np.array([o.right == "C" for o in opts])
-            out[idx] = self.vix_surface(expiry).price(K, T, call)
+            for i, px in zip(idx, np.atleast_1d(self.vix_surface(expiry).price(K, T, call)).tolist()):
+                out[i] = px
         return out
 
     def mid(self, inst: Instrument) -> float:
