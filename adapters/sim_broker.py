@@ -30,6 +30,7 @@ class SimulatedBroker:
         self._working: dict[str, OrderRequest] = {}
         self._seen: set[str] = set()
         self._positions: dict[str, int] = {}
+        self._tries: dict[str, int] = {}   # snapshots at which a working order was tried against the market
         self._exec_n = 0
 
     def bind(self, bus: EventBus) -> None:
@@ -49,6 +50,7 @@ class SimulatedBroker:
 
     def cancel(self, intent_id: str) -> None:
         order = self._working.pop(intent_id, None)
+        self._tries.pop(intent_id, None)
         if order is not None:
             self._status(order, OrderState.CANCELLED, 0, "cancelled by strategy")
 
@@ -66,9 +68,13 @@ class SimulatedBroker:
                 self._try_fill(order)
 
     def end_of_session(self) -> None:
+        # A DAY order expires at the close once it has met the market. With next_snapshot fills an order
+        # decided at the close has not yet: it gets its one chance at the next open (the "decide at the
+        # close, trade at the next open" test), then expires at that day's close if still unfilled.
         for order in list(self._working.values()):
-            if order.tif == "DAY":
+            if order.tif == "DAY" and self._tries.get(order.intent_id, 0) > 0:
                 del self._working[order.intent_id]
+                self._tries.pop(order.intent_id, None)
                 self._status(order, OrderState.CANCELLED, 0, "DAY order expired unfilled")
 
     # ---- internals -----------------------------------------------------------------------------
@@ -80,6 +86,7 @@ class SimulatedBroker:
         m = self.market
         if m is None:
             return
+        self._tries[order.intent_id] = self._tries.get(order.intent_id, 0) + 1
         insts = [leg.instrument for leg in order.legs]
         ratios = [leg.ratio for leg in order.legs]
         mids = m.mids(insts)
@@ -96,6 +103,7 @@ class SimulatedBroker:
         for leg in legs:
             self._positions[leg.instrument.key] = self._positions.get(leg.instrument.key, 0) + leg.quantity
         del self._working[order.intent_id]
+        self._tries.pop(order.intent_id, None)
         self.bus.publish(FillEvent(self.bus.now, order.intent_id, order.book, f"sim-{self._exec_n}", legs,
                                    order.quantity, net, commission, order.purpose))
         self._status(order, OrderState.FILLED, order.quantity)

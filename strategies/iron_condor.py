@@ -48,6 +48,8 @@ class CondorParams(BaseModel):
     max_vix_entry: float | None = Field(None, gt=0)
     min_vix_entry: float | None = Field(None, gt=0)
     min_credit_to_width: float = Field(0.0, ge=0, lt=1, description="skip entries whose credit is below this fraction of the wider wing")
+    limit_slack: float = Field(0.10, ge=0, le=1, description="orders carry a limit this fraction of the credit worse than "
+                               "the natural price at decision time (matters when fills come later: next_snapshot, live)")
 
     @model_validator(mode="after")
     def _windows(self):
@@ -156,8 +158,9 @@ class IronCondorBook(Strategy):
                 close_legs = [OrderLeg(leg, -r) for leg, r in zip(c.legs, c.ratios)]
                 q = ctx.quotes(c.legs)
                 natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
+                limit = natural + p.limit_slack * c.credit   # a debit: willing to pay a little more
                 c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close",
-                                            limit=round(natural, 2))
+                                            limit=round(limit, 2))
                 self.by_intent[c.close_intent] = c.cid
 
     def _choose_expiry(self, date: dt.date):
@@ -222,9 +225,10 @@ class IronCondorBook(Strategy):
                    credit=credit, max_loss=max_loss)
         q = ctx.quotes(legs)
         natural = sum(r * (qt.ask if r > 0 else qt.bid) for r, qt in zip(ratios, q))
+        limit = natural + p.limit_slack * credit   # net is negative (a credit): accept a little less
         self.condors[c.cid] = c
         c.open_intent = ctx.submit([OrderLeg(leg, r) for leg, r in zip(legs, ratios)], qty, purpose="open",
-                                   limit=round(natural, 2))
+                                   limit=round(limit, 2))
         self.by_intent[c.open_intent] = c.cid
 
     def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None:

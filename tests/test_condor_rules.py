@@ -103,3 +103,23 @@ def test_partially_filled_entry_keeps_the_filled_units_and_state_round_trips():
     again = IronCondorBook(CondorParams())
     again.restore(book.state())
     assert again.condors["c1"].legs == legs and again.condors["c1"].quantity == 2
+
+
+def test_next_snapshot_fills_trade_at_the_following_open():
+    n = 40
+    panel = make_panel(np.full(n, 4000.0), np.full(n, 20.0))
+    cfg = load_config(None, {"condor": {"entry_frequency": "monthly", "max_open": 1, "risk_per_trade": 0.05,
+                                        "max_book_risk": 0.2},
+                             "run": {"start": "2021-01-01", "end": "2022-12-31"},
+                             "execution": {"fill_timing": "next_snapshot"}})
+    res = run_backtest(cfg, panel)
+    opens = res.fills[res.fills.purpose == "open"]
+    assert len(opens) > 0
+    first = opens.iloc[0]
+    # decided at the close of the first session (2021-01-04), filled at 09:30 on the next one
+    assert str(first.date) == "2021-01-05" and first.time == "09:30"
+    same = run_backtest(load_config(None, {"condor": {"entry_frequency": "monthly", "max_open": 1,
+                                                      "risk_per_trade": 0.05, "max_book_risk": 0.2},
+                                           "run": {"start": "2021-01-01", "end": "2022-12-31"}}), panel)
+    s_first = same.fills[same.fills.purpose == "open"].iloc[0]
+    assert str(s_first.date) == "2021-01-04" and s_first.time == "16:00"
