@@ -29,7 +29,7 @@ from engine.ledger import Ledger
 from engine.marketmodel import MarketModel, PricingParams
 from engine.orders import OrderRequest
 from engine.ports import Broker
-from engine.risk import MarginParams, check_buying_power, margin_requirement
+from engine.risk import MarginParams, check_buying_power
 from engine.strategy import Strategy, StrategyContext
 
 log = structlog.get_logger("alvh.kernel")
@@ -70,6 +70,7 @@ class Kernel:
         self.market: MarketModel | None = None
         self.records = Records()
         self.contexts = {s.book: StrategyContext(self, s.book) for s in strategies}
+        self._by_book = {s.book: s for s in strategies}
         if len(self.contexts) != len(strategies):
             raise ValueError("every strategy needs its own book name")
         self._last_interest_date: dt.date | None = None
@@ -127,10 +128,7 @@ class Kernel:
                 strat.on_settlement(ev, self.contexts[book])
 
     def _strategy(self, book: str) -> Strategy | None:
-        for s in self.strategies:
-            if s.book == book:
-                return s
-        return None
+        return self._by_book.get(book)
 
     # ---- orders --------------------------------------------------------------------------------
     def submit(self, order: OrderRequest) -> None:
@@ -160,10 +158,7 @@ class Kernel:
         is_fut = np.array([isinstance(i, FutureContract) for i in insts])
         cash_move = -float(np.sum(np.where(is_fut, 0.0, q * prices * mult))) - commission
         cost_vs_mid = float(np.sum(q * (prices - mids) * mult)) + commission
-        holdings: dict[str, list] = {}
-        for pos in self.ledger.positions.values():
-            h = holdings.setdefault(pos.instrument.key, [pos.instrument, 0])
-            h[1] += pos.quantity
+        holdings = self.ledger.net_holdings()
         for inst, qty in zip(insts, qtys):
             h = holdings.setdefault(inst.key, [inst, 0])
             h[1] += qty
@@ -171,14 +166,6 @@ class Kernel:
             equity=self.ledger.equity(), cash=self.ledger.cash,
             holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
             cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin)
-
-    def margin_in_use(self) -> float:
-        m = self.market
-        agg: dict[str, list] = {}
-        for pos in self.ledger.positions.values():
-            h = agg.setdefault(pos.instrument.key, [pos.instrument, 0])
-            h[1] += pos.quantity
-        return margin_requirement([(i, n) for i, n in agg.values()], m.spot, m.vx, self.margin)
 
     def _on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill)

@@ -77,12 +77,16 @@ class Ledger:
         pos = self.positions.get((book, key))
         return pos.quantity if pos else 0
 
+    def net_holdings(self) -> dict[str, list]:
+        """Account-level view (what a broker reports): key -> [instrument, net quantity across books]."""
+        out: dict[str, list] = {}
+        for p in self.positions.values():
+            h = out.setdefault(p.instrument.key, [p.instrument, 0])
+            h[1] += p.quantity
+        return out
+
     def net_positions(self) -> dict[str, int]:
-        """Account-level view (what a broker reports): instrument key -> net quantity across books."""
-        out: dict[str, int] = {}
-        for (_, key), p in self.positions.items():
-            out[key] = out.get(key, 0) + p.quantity
-        return {k: q for k, q in out.items() if q != 0}
+        return {k: q for k, (_, q) in self.net_holdings().items() if q != 0}
 
     # ---- updates -----------------------------------------------------------------------------
     def _cash(self, book: str, amount: float) -> None:

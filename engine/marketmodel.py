@@ -48,10 +48,13 @@ class PricingParams(BaseModel):
 
 
 def settlement_datetime(opt_or_fut: OptionContract | FutureContract) -> dt.datetime:
-    d = opt_or_fut.expiry
-    if isinstance(opt_or_fut, OptionContract) and opt_or_fut.settlement == "PM":
-        return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET)
-    return dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
+    pm = isinstance(opt_or_fut, OptionContract) and opt_or_fut.settlement == "PM"
+    return _settles_at(opt_or_fut.expiry, pm)
+
+
+def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
+    """PM settlement at the 16:00 ET close; AM (SOQ/VRO) at the 09:30 ET open."""
+    return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET) if pm else dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
 
 
 class MarketModel:
@@ -84,7 +87,7 @@ class MarketModel:
 
     def vx_curve(self) -> list[tuple[dt.date, float]]:
         """Live VX contracts (expiry, price), nearest first, excluding any that expire at this instant."""
-        return sorted((e, p) for e, p in self.quotes.vx.items() if settlement_datetime_fut(e) > self.ts)
+        return sorted((e, p) for e, p in self.quotes.vx.items() if _settles_at(e) > self.ts)
 
     def etp(self, symbol: str) -> float:
         return self.quotes.etps.get(symbol, math.nan)
@@ -181,35 +184,27 @@ class MarketModel:
     def mid(self, inst: Instrument) -> float:
         return float(self.mids([inst])[0])
 
-    def deltas(self, instruments: Sequence[OptionContract]) -> np.ndarray:
-        out = np.empty(len(instruments))
-        for i, o in enumerate(instruments):
+    def greeks(self, instruments: Sequence[OptionContract]) -> list:
+        """Greeks (per unit, before multiplier; vega per 1.00 vol) of each option at the surface vol."""
+        out = []
+        for o in instruments:
             T = self.years_to(o)
             if o.root == "VIX":
                 s = self.vix_surface(o.expiry)
-                out[i] = float(black76_greeks(s.future, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").delta)
+                out.append(black76_greeks(s.future, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C"))
             else:
                 sig = self.surface.vol(o.strike, T)
-                out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").delta)
+                out.append(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C"))
         return out
+
+    def deltas(self, instruments: Sequence[OptionContract]) -> np.ndarray:
+        return np.array([float(g.delta) for g in self.greeks(instruments)])
 
     def vegas(self, instruments: Sequence[OptionContract]) -> np.ndarray:
         """Vega per 1.00 vol for each option (per unit, before multiplier)."""
-        out = np.empty(len(instruments))
-        for i, o in enumerate(instruments):
-            T = self.years_to(o)
-            if o.root == "VIX":
-                s = self.vix_surface(o.expiry)
-                out[i] = float(black76_greeks(s.future, o.strike, T, self.rate, s.vol(o.strike, T), o.right == "C").vega)
-            else:
-                sig = self.surface.vol(o.strike, T)
-                out[i] = float(bsm_greeks(self.spot, o.strike, T, self.rate, self.params.div_yield, sig, o.right == "C").vega)
-        return out
+        return np.array([float(g.vega) for g in self.greeks(instruments)])
 
     def marks(self, instruments: Iterable[Instrument]) -> dict[str, float]:
         insts = list(instruments)
         return dict(zip((i.key for i in insts), self.mids(insts).tolist()))
 
-
-def settlement_datetime_fut(expiry: dt.date) -> dt.datetime:
-    return dt.datetime(expiry.year, expiry.month, expiry.day, 9, 30, tzinfo=ET)
