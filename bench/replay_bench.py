@@ -26,7 +26,7 @@ CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from adapters.data.panel import load_panel
-from adapters.backtest import run_backtest
+from adapters.sim.backtest import run_backtest
 from config.settings import load_config
 t1 = time.perf_counter()
 panel = load_panel(sys.argv[1])

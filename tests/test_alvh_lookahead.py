@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
+from adapters.sim.backtest import run_backtest
 from adapters.data.panel import MarketPanel
 from config.settings import RunConfig
 from engine.calendar import trading_days, vix_expiry

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
+from adapters.sim.backtest import run_backtest
 from config.settings import load_config
 from engine.calendar import trading_days
 

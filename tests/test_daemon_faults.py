@@ -29,10 +29,10 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-from adapters.daemon.runner import Daemon, DaemonParams, LiveAccountRefused, ReplayClock
-from adapters.daemon.scheduler import Job
-from adapters.daemon.state import StateStore
-from adapters.ib.testing import FakeTWS, NeverFill
+from adapters.live.daemon import Daemon, DaemonParams, LiveAccountRefused, ReplayClock
+from adapters.live.scheduler import Job
+from adapters.live.state import StateStore
+from adapters.faketws import FakeTWS, NeverFill
 from config.settings import RunConfig
 from engine.clock import ET
 from engine.events import MarketSnapshot, Phase
@@ -41,8 +41,8 @@ from engine.orders import OrderLeg
 from engine.strategy import Strategy
 
 ROOT = Path(__file__).resolve().parents[1]
-# the `alvh` console script (adapters.cli:main); `python -m adapters.cli` would load cli.py twice
-ALVH = [sys.executable, "-c", "import sys; from adapters.cli import main; sys.exit(main(sys.argv[1:]))"]
+# the `alvh` console script (adapters.cli.main:main)
+ALVH = [sys.executable, "-c", "import sys; from adapters.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 DAY = dt.date(2024, 1, 10)                                      # a Wednesday
 SERVER_NOW = dt.datetime(2024, 1, 10, 15, 0, tzinfo=dt.UTC)  # 10:00 ET: the server's pinned clock
 WEEKLY = dt.date(2024, 1, 17)

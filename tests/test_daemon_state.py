@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.daemon import crashpoint
-from adapters.daemon.runner import (
+from adapters.live import crashpoint
+from adapters.live.daemon import (
     DaemonParams,
     LiveAccountRefused,
     check_account,
     daemon_params,
     status_report,
 )
-from adapters.daemon.scheduler import ScheduleParams, in_reset_window, plan_session
-from adapters.daemon.state import StateStore, dumps, loads, order_from_dict, order_to_dict
+from adapters.live.scheduler import ScheduleParams, in_reset_window, plan_session
+from adapters.live.state import StateStore, dumps, loads, order_from_dict, order_to_dict
 from config.settings import ConfigError, RunConfig
 from engine.clock import ET
 from engine.events import FillEvent, LegFill, Phase
@@ -29,8 +29,8 @@ from engine.ledger import Ledger
 from engine.orders import OrderLeg, OrderRequest
 
 ROOT = Path(__file__).resolve().parents[1]
-# the `alvh` console script (adapters.cli:main); `python -m adapters.cli` would load cli.py twice
-ALVH = [sys.executable, "-c", "import sys; from adapters.cli import main; sys.exit(main(sys.argv[1:]))"]
+# the `alvh` console script (adapters.cli.main:main)
+ALVH = [sys.executable, "-c", "import sys; from adapters.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 DAY = dt.date(2024, 1, 10)
 
 
@@ -118,7 +118,7 @@ def test_ledger_and_strategy_state_round_trip(tmp_path):
 def test_halt_flag_is_shared_between_processes(tmp_path):
     path = tmp_path / "s.sqlite"
     st = StateStore(path)
-    code = (f"from adapters.daemon.state import StateStore; s = StateStore({str(path)!r}); "
+    code = (f"from adapters.live.state import StateStore; s = StateStore({str(path)!r}); "
             "s.set_halted('from another process'); s.close()")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=30)
     assert st.halted()["reason"] == "from another process"

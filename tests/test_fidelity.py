@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters import fidelity as F
+from analysis import fidelity as F
 from adapters.data.chains import ChainSnapshot
 from engine.pricing import black76_price
 
@@ -89,8 +89,8 @@ def test_calibrated_toml_is_a_valid_config_fragment():
 
 def test_surface_out_of_sample_error_with_calibrated_pricing(panel, data_dir):
     """Acceptance 2: median |IV error| of 10-30 delta, 20-60 DTE options on the three later chains."""
-    from adapters.calibrate import load_chain_data
-    from adapters.commands_validate import pricing_for
+    from analysis.calibration import load_chain_data
+    from adapters.cli.validate import pricing_for
 
     pricing, _ = pricing_for(None)
     later = ("2023-08-18", "2023-09-14", "2024-01-05")
@@ -103,9 +103,9 @@ def test_surface_out_of_sample_error_with_calibrated_pricing(panel, data_dir):
 
 @pytest.fixture
 def cli_main(monkeypatch):
-    """adapters.cli.main without its logging set-up: configure_logging binds structlog to the sys.stderr of the
+    """adapters.cli.main.main without its logging set-up: configure_logging binds structlog to the sys.stderr of the
     moment, which pytest closes after the test and would break every later test that logs."""
-    from adapters import cli
+    from adapters.cli import main as cli
 
     monkeypatch.setattr(cli, "configure_logging", lambda **kw: None)
     return cli.main

@@ -33,7 +33,7 @@ from ib_async import (
     Stock,
 )
 
-from adapters.ib.testing import (
+from adapters.faketws import (
     FakeTWS,
     FillAll,
     FillPartial,
@@ -46,7 +46,7 @@ from adapters.ib.testing import (
     vx_expiry,
     wire,
 )
-from adapters.ib.testing.book import LegRecord, allocate_leg_prices
+from adapters.faketws.book import LegRecord, allocate_leg_prices
 
 HOST = "127.0.0.1"
 NOW = dt.datetime(2024, 1, 10, 15, 0, tzinfo=dt.UTC)  # Wed 10:00 ET
@@ -700,7 +700,7 @@ def test_threaded_server_and_cross_thread_api():
 
 def test_module_cli_runs_standalone():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "adapters.ib.testing.server", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "adapters.faketws.server", "--port", "0",
                              "--account", "DU7777777", "--log-level", "WARNING"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -735,7 +735,7 @@ def test_black_scholes_and_calendar():
 
 
 def test_leg_price_allocation_sums_to_combo_price():
-    from adapters.ib.testing.book import ContractSpec
+    from adapters.faketws.book import ContractSpec
 
     legs = [LegRecord(ContractSpec(i, "SPX", "OPT", multiplier="100"), 1, a)
             for i, a in enumerate(["BUY", "SELL", "SELL", "BUY"], start=1)]

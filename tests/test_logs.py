@@ -4,7 +4,7 @@ import sys
 
 import structlog
 
-from adapters.logs import configure_logging, mask, redact_text
+from adapters.cli.logs import configure_logging, mask, redact_text
 
 
 def test_mask_and_redaction_of_account_ids():

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest, write_outputs
-from adapters.replay import HistoricalReplay
+from adapters.sim.backtest import run_backtest, write_outputs
+from adapters.sim.replay import HistoricalReplay
 from config.settings import ConfigError, load_config
 from engine.events import Phase
 
@@ -142,7 +142,7 @@ def test_cli_data_check_fails_on_corrupted_copy(data_dir, tmp_path):
 
 
 def test_cli_bad_dates_are_one_sentence_errors(data_dir, capsys):
-    from adapters.cli import main
+    from adapters.cli.main import main
 
     with pytest.raises(SystemExit) as e:
         main(["replay", "--start", "notadate", "--data-dir", str(data_dir)])

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from adapters import sweep
-from adapters.sweep import SweepSpec, expand, load_sweep, run_sweep, run_tasks, scale_costs
+from analysis import sweep
+from analysis.sweep import SweepSpec, expand, load_sweep, run_sweep, run_tasks, scale_costs
 
 
 def base_hedge():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.verdict import (
+from analysis.verdict import (
     ClaimBands,
     DetectRule,
     Episode,
@@ -118,9 +118,9 @@ def test_run_metrics_carry_and_episode_numbers():
 
 # ---- end to end -----------------------------------------------------------------------------------
 def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
-    from adapters import sweep
-    from adapters.report import console_report, write_report
-    from adapters.verdict import run_verdict
+    from analysis import sweep
+    from analysis.verdict_report import console_report, write_report
+    from analysis.verdict import run_verdict
     from config.settings import load_config
 
     sweep._PANELS[str(data_dir)] = panel   # reuse the session panel

@@ -15,7 +15,7 @@ Orders
 - Risk limits (max contracts per order, max orders per day, max hedge notional per order) and the
   kill switch are enforced here, after the kernel's buying-power check.
 
-Journal (adapters.daemon.state): `submit` journals the intent (state pending) inside the caller's
+Journal (adapters.live.state): `submit` journals the intent (state pending) inside the caller's
 transaction and queues it; `flush()` sends queued intents (pending -> sending -> working). Journal
 state changes that a strategy must see (working, filled, cancelled, rejected) are written by the
 broker's own bus handlers, i.e. in the same transaction as the strategy's reaction.
@@ -37,8 +37,8 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.daemon import crashpoint
-from adapters.daemon.state import StateStore
+from adapters.live import crashpoint
+from adapters.live.state import StateStore
 from adapters.ib.connection import Connection, IBTimeout, bounded
 from adapters.ib.contracts import ContractError, ContractResolver
 from adapters.ib.errors import ACKED_STATUSES, ErrorKind, classify

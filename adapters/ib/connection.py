@@ -25,7 +25,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.ib.errors import ErrorKind, classify
-from adapters.logs import mask
+from adapters.cli.logs import mask
 
 log = structlog.get_logger("alvh.ib")
 

@@ -111,7 +111,7 @@ class ContractResolver:
         self._chains: dict[tuple[str, dt.date], list[Chain]] = {}
         self.requests = 0
         if store is not None:
-            from adapters.daemon.state import instrument_from_dict
+            from adapters.live.state import instrument_from_dict
 
             for key, con_id, raw in store.contracts():
                 inst = instrument_from_dict(raw["instrument"])
@@ -144,7 +144,7 @@ class ContractResolver:
         self._by_key[inst.key] = contract
         self._by_con_id[int(contract.conId)] = inst
         if self.store is not None:
-            from adapters.daemon.state import instrument_to_dict
+            from adapters.live.state import instrument_to_dict
 
             self.store.save_contract(inst.key, int(contract.conId),
                                      {"instrument": instrument_to_dict(inst), "ib": contract_fields(contract)})

@@ -1,5 +1,5 @@
 """Rule-for-rule replicas of Cboe's published strategy benchmarks, run through the same kernel, simulated
-broker and pricing as every other strategy (adapters.backtest.run_backtest):
+broker and pricing as every other strategy (adapters.sim.backtest.run_backtest):
 
 - CNDR (Cboe S&P 500 Iron Condor Index): strategies.benchmarks.cndr.CNDRReplica
 - VXTH (Cboe VIX Tail Hedge Index): strategies.benchmarks.vxth.VXTHReplica

@@ -12,7 +12,7 @@ Rules (Cboe's published methodology, summarised in shared/docs/market-facts.md):
 How it runs here:
 - Both legs are real positions in the ledger, bought and sold through the simulated broker at model mid
   (replica_execution(): no spread, slippage or commissions). The S&P 500 leg is shares of Equity("SPXTR"),
-  the S&P 500 total-return index the replay publishes like an ETP (adapters.replay; engine.dividends builds
+  the S&P 500 total-return index the replay publishes like an ETP (adapters.sim.replay; engine.dividends builds
   it). The calls are marked every close by the same VIX-option model as every other strategy (MarketModel /
   VixOptionSurface).
 - The account starts at `notional` and holds nothing but the replica, so the kernel's account equity IS the

@@ -10,7 +10,7 @@ The real ``ib_async`` client connects to it unmodified::
     ...
     srv.stop()
 
-    python -m adapters.ib.testing.server --port 7497 --account DU1234567
+    python -m adapters.faketws.server --port 7497 --account DU1234567
 
 The account (orders, positions, executions, cash) lives in ``srv.book`` and survives
 client disconnects, like a real TWS session.  See docs/ib-test-server.md.
@@ -1630,7 +1630,7 @@ def _build_policy(name: str) -> FillPolicy:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m adapters.ib.testing.server",
+    ap = argparse.ArgumentParser(prog="python -m adapters.faketws.server",
                                  description="Loopback TWS-protocol server (FakeTWS) for rehearsals.")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7497)

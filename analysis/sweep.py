@@ -110,7 +110,7 @@ def _run_dask(fn, tasks, data_dir, scheduler, progress, desc) -> list[dict]:
 
 def run_task_safe(task: dict, data_dir: str) -> dict:
     """run_task, but a failing configuration becomes an error row instead of stopping the sweep."""
-    from adapters.verdict import run_task
+    from analysis.verdict import run_task
 
     try:
         return run_task(task, data_dir)
@@ -279,7 +279,7 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
 
 def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: str | None = None,
               out: Path | None = None, progress: bool = True, start=None, end=None) -> tuple[pd.DataFrame, dict]:
-    from adapters.verdict import detect_spikes, load_episodes, make_task, reduction_pct
+    from analysis.verdict import detect_spikes, load_episodes, make_task, reduction_pct
     from config.settings import load_config
 
     cfg = load_config(spec.sweep.config)

@@ -8,10 +8,10 @@
    of mid, by delta and days-to-expiry bucket. Market IVs are computed here from bid/ask mids with a forward
    and discount factor implied by put-call parity near the money (the snapshot's 'Last' and vendor IV are not
    used: option quotes are from 4:15 pm ET, the index close from 4:00 pm).
-3. The CNDR and VXTH replicas (strategies.benchmarks), run through adapters.backtest.run_backtest: the same
+3. The CNDR and VXTH replicas (strategies.benchmarks), run through adapters.sim.backtest.run_backtest: the same
    replay, kernel, simulated broker and pricing as every strategy.
 
-Everything here is a pure computation on a MarketPanel and chain snapshots; adapters.commands_validate
+Everything here is a pure computation on a MarketPanel and chain snapshots; adapters.cli.validate
 turns it into `alvh validate` (tables, plots, a markdown report).
 """
 from __future__ import annotations
@@ -313,7 +313,7 @@ def chain_market_iv(chain, *, min_mid: float = 0.05) -> pd.DataFrame:
 
 def close_snapshot_model(panel, date, pricing: PricingParams) -> MarketModel:
     """The MarketModel replay builds at the close of `date` (same quotes, same pricing code)."""
-    from adapters.replay import HistoricalReplay
+    from adapters.sim.replay import HistoricalReplay
 
     day = pd.Timestamp(date)
     replay = HistoricalReplay(panel, day, day)
@@ -419,7 +419,7 @@ def pooled_median(errs: dict[str, pd.DataFrame], dates: Iterable[str]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# 3. Strategy benchmark replicas (through adapters.backtest.run_backtest)
+# 3. Strategy benchmark replicas (through adapters.sim.backtest.run_backtest)
 # ------------------------------------------------------------------------------------------------------------
 REPLICA_NOTIONAL = 1e8
 # Cboe's published VXTH and S&P 500 (total return) quarterly figures quoted in issue #4.
@@ -445,7 +445,7 @@ def replica_config(pricing: PricingParams | None = None, start="2006-01-01", end
 
 def run_cndr(panel, pricing: PricingParams | None = None, start="2006-01-01", end="2025-12-31"):
     """The CNDR replica through run_backtest. Returns (BacktestResult, CNDRReplica)."""
-    from adapters.backtest import run_backtest
+    from adapters.sim.backtest import run_backtest
     from strategies.benchmarks import CNDRReplica
 
     strat = CNDRReplica()
@@ -456,7 +456,7 @@ def run_cndr(panel, pricing: PricingParams | None = None, start="2006-01-01", en
 def run_vxth(panel, pricing: PricingParams | None = None, start="2006-01-01", end="2025-12-31", params=None):
     """The VXTH replica through run_backtest, in an account of exactly its notional (it holds SPXTR shares and VIX
     calls, so the account equity is the index: see strategies.benchmarks.vxth). Returns (BacktestResult, VXTHReplica)."""
-    from adapters.backtest import run_backtest
+    from adapters.sim.backtest import run_backtest
     from strategies.benchmarks import VXTHParams, VXTHReplica
 
     p = params or VXTHParams(notional=REPLICA_NOTIONAL)

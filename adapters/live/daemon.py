@@ -1,6 +1,6 @@
 """The alvh daemon: the replay engine's Kernel and strategies, unchanged, trading an IB paper account.
 
-Wiring: EventBus + Kernel + the configured strategies (adapters.backtest.build_strategies, the same
+Wiring: EventBus + Kernel + the configured strategies (adapters.sim.backtest.build_strategies, the same
 objects replay runs) + IBBroker (the kernel's broker) + the SQLite state store.
 
 Life cycle
@@ -23,7 +23,7 @@ working orders and refuses new ones until `alvh resume` clears it. Snapshot jobs
 halted.
 
 Paper replay (`alvh run --paper-replay DATE`): the same daemon against the loopback test server
-(adapters.ib.testing.FakeTWS) quoting that historical day, on an accelerated clock. The pre-day state
+(adapters.faketws.FakeTWS) quoting that historical day, on an accelerated clock. The pre-day state
 (ledger, strategy states, positions) comes from the replay engine run up to the previous day, so the
 daemon's orders for the day can be compared with the replay engine's.
 """
@@ -45,14 +45,14 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.daemon import crashpoint
-from adapters.daemon.scheduler import Job, ScheduleParams, SessionScheduler, in_reset_window, plan_session
-from adapters.daemon.state import StateStore
+from adapters.live import crashpoint
+from adapters.live.scheduler import Job, ScheduleParams, SessionScheduler, in_reset_window, plan_session
+from adapters.live.state import StateStore
 from adapters.ib.broker import IBBroker, OrderParams, RiskLimits
 from adapters.ib.connection import Connection, FatalConnectionError, IBSettings
 from adapters.ib.contracts import ContractResolver
 from adapters.ib.marketdata import MarketData, MarketDataParams
-from adapters.logs import mask
+from adapters.cli.logs import mask
 from engine.bus import EventBus
 from engine.clock import ET, WallClock
 from engine.events import Event, MarketQuotes, MarketSnapshot, OrderState, OrderStatusEvent, Phase
@@ -124,7 +124,7 @@ def make_strategies(cfg, params: DaemonParams) -> list[Strategy]:
     if params.strategy_factory:
         mod, _, fn = params.strategy_factory.partition(":")
         return list(getattr(importlib.import_module(mod), fn)(cfg))
-    from adapters.backtest import build_strategies
+    from adapters.sim.backtest import build_strategies
 
     return build_strategies(cfg)
 
@@ -663,7 +663,7 @@ def status_report(path: str | Path) -> dict:
 
 
 def _key(d: dict) -> str:
-    from adapters.daemon.state import instrument_from_dict
+    from adapters.live.state import instrument_from_dict
 
     return instrument_from_dict(d).key
 
@@ -686,7 +686,7 @@ class PaperReplay:
     _models: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from adapters.replay import HistoricalReplay
+        from adapters.sim.replay import HistoricalReplay
 
         self.replay = HistoricalReplay(self.panel, self.day, self.day)
         if self.day not in self.replay.dates:
@@ -719,7 +719,7 @@ class PaperReplay:
 
     def quote_provider(self):
         """FakeTWS QuoteProvider: the replay's quotes for indices/VX/ETPs, the engine model for options."""
-        from adapters.ib.testing import Quote
+        from adapters.faketws import Quote
 
         execution = ExecutionSimulator(self.cfg.execution)
 
@@ -765,8 +765,8 @@ class PaperReplay:
 
     def prior_state(self, strategies_factory: Callable[[], list[Strategy]], start: dt.date | None = None):
         """Run the replay engine up to the previous trading day: (ledger, strategies, kernel)."""
-        from adapters.replay import HistoricalReplay
-        from adapters.sim_broker import SimulatedBroker
+        from adapters.sim.replay import HistoricalReplay
+        from adapters.sim.broker import SimulatedBroker
         from engine.clock import SimulatedClock
 
         strategies = strategies_factory()
@@ -799,7 +799,7 @@ def seed_store(store: StateStore, ledger: Ledger, strategies: list[Strategy], ke
 
 def seed_fake_positions(server, positions: dict) -> None:
     """Give a FakeTWS account the positions {Instrument: qty} (paper replay's pre-day holdings)."""
-    from adapters.ib.testing.book import PositionRecord
+    from adapters.faketws.book import PositionRecord
 
     u = server.universe
     for inst, qty in positions.items():
@@ -833,7 +833,7 @@ async def run_paper_replay(cfg, params: DaemonParams, day: dt.date, panel, *, st
     With a panel: the server (in-process unless `server` is given or replay.server is external) quotes
     that day, and a fresh store is seeded with the replay engine's state at the end of the previous day.
     Without one (replay.use_panel = false): an external server's quotes only, from an empty state."""
-    from adapters.daemon.scheduler import session_hours
+    from adapters.live.scheduler import session_hours
 
     sched = replay_schedule(params.schedule, params.replay.hedge_checks)
     _, close = session_hours(day)
@@ -861,7 +861,7 @@ async def run_paper_replay(cfg, params: DaemonParams, day: dt.date, panel, *, st
             positions[p.instrument] = positions.get(p.instrument, 0) + p.quantity
     own_server = None
     if server is None and params.replay.server == "internal":
-        from adapters.ib.testing import FakeTWS
+        from adapters.faketws import FakeTWS
 
         # SPXTR is our synthetic total-return series, not a listed share
         etps = {sym: ("ARCA", sym, px) for sym, px in paper._open.etps.items() if sym != "SPXTR"}

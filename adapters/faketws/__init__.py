@@ -1,6 +1,6 @@
 """Loopback TWS-protocol test server (FakeTWS) for the IB paper adapter's tests and rehearsals.
 
-    from adapters.ib.testing import FakeTWS, FillPartial
+    from adapters.faketws import FakeTWS, FillPartial
     async with FakeTWS() as srv:
         ...
 
@@ -30,7 +30,7 @@ from .book import (
 
 
 def __getattr__(name: str):
-    # imported lazily so `python -m adapters.ib.testing.server` runs without a runpy warning
+    # imported lazily so `python -m adapters.faketws.server` runs without a runpy warning
     if name in ("FakeTWS", "Msg"):
         from . import server
 

@@ -331,8 +331,8 @@ def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf) -> d
 
 def run_task(task: dict, data_dir: str) -> dict:
     """Worker entry point: one backtest from a task dict, reduced to metrics (and series if asked)."""
-    from adapters.backtest import run_backtest
-    from adapters.sweep import worker_panel
+    from adapters.sim.backtest import run_backtest
+    from analysis.sweep import worker_panel
     from config.settings import RunConfig
     from strategies.alvh import build_hedge
     from strategies.iron_condor import IronCondorBook
@@ -473,7 +473,7 @@ def _size(red: float) -> str:
 def run_verdict(cfg, data_dir: str, *, episode_file: str | Path | None = None, start=None, end=None,
                 ladders: int | None = None, workers: int = 1, scheduler: str | None = None,
                 progress: bool = True, scenarios: list[str] | None = None) -> VerdictResult:
-    from adapters.sweep import run_tasks, worker_panel
+    from analysis.sweep import run_tasks, worker_panel
 
     spec, named = load_episodes(episode_file)
     settings = spec.verdict

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from adapters.replay import HistoricalReplay
-from adapters.sim_broker import SimulatedBroker
+from adapters.sim.replay import HistoricalReplay
+from adapters.sim.broker import SimulatedBroker
 from config.settings import RunConfig
 from engine.bus import EventBus
 from engine.clock import SimulatedClock

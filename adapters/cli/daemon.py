@@ -10,7 +10,8 @@ from pathlib import Path
 
 import structlog
 
-from adapters.logs import configure_logging
+from adapters.cli.common import UserError, add_common, load_panel_for
+from adapters.cli.logs import configure_logging
 
 log = structlog.get_logger("alvh.daemon")
 
@@ -31,12 +32,10 @@ def _route_stdlib_logs(level: int = logging.WARNING) -> None:
 
 
 def _state_path(args) -> Path:
-    from adapters.cli import UserError
-
     if getattr(args, "state", None):
         return Path(args.state)
     if getattr(args, "config", None):
-        from adapters.daemon.runner import daemon_params
+        from adapters.live.daemon import daemon_params
         from config.settings import load_config
 
         cfg = load_config(args.config)
@@ -45,8 +44,7 @@ def _state_path(args) -> Path:
 
 
 def cmd_run(args) -> int:
-    from adapters.cli import UserError
-    from adapters.daemon.runner import Daemon, DaemonError, daemon_params, run_paper_replay
+    from adapters.live.daemon import Daemon, DaemonError, daemon_params, run_paper_replay
     from config.settings import load_config
 
     if not args.console_logs:
@@ -59,8 +57,6 @@ def cmd_run(args) -> int:
     day = args.paper_replay or (params.replay.date.isoformat() if params.replay.date else None)
     try:
         if day:
-            from adapters.cli import load_panel_for
-
             try:
                 when = dt.date.fromisoformat(day)
             except ValueError:
@@ -115,8 +111,7 @@ def _fmt_status(rep: dict) -> str:
 
 
 def cmd_status(args) -> int:
-    from adapters.cli import UserError
-    from adapters.daemon.runner import status_report
+    from adapters.live.daemon import status_report
 
     path = _state_path(args)
     if not path.exists():
@@ -130,7 +125,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_halt(args) -> int:
-    from adapters.daemon.state import StateStore
+    from adapters.live.state import StateStore
 
     path = _state_path(args)
     st = StateStore(path)
@@ -144,7 +139,7 @@ def cmd_halt(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from adapters.daemon.state import StateStore
+    from adapters.live.state import StateStore
 
     path = _state_path(args)
     st = StateStore(path)
@@ -157,7 +152,7 @@ def cmd_resume(args) -> int:
     return 0
 
 
-def register(sub, add_common) -> None:
+def register(sub) -> None:
     p = sub.add_parser("run", help="run the daemon against an IB paper account (or rehearse a day: --paper-replay)")
     p.add_argument("--config", required=True, help="run config with a [daemon] table (see config/ib_paper.toml)")
     p.add_argument("--allow-live", action="store_true", help="permit a non-DU account (daemon.allow_live must agree)")

@@ -5,6 +5,8 @@ import os
 import time
 from pathlib import Path
 
+from adapters.cli.common import UserError, add_common, iso_date
+
 
 def _data_dir(args) -> str:
     from adapters.data.panel import resolve_data_dir
@@ -17,9 +19,8 @@ def _workers(n: int | None) -> int:
 
 
 def cmd_verdict(args) -> int:
-    from adapters.cli import UserError
-    from adapters.report import console_report, write_report
-    from adapters.verdict import run_verdict
+    from analysis.verdict import run_verdict
+    from analysis.verdict_report import console_report, write_report
     from config.settings import load_config
 
     cfg = load_config(args.config)
@@ -44,8 +45,7 @@ def cmd_verdict(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from adapters.cli import UserError
-    from adapters.sweep import load_sweep, run_sweep
+    from analysis.sweep import load_sweep, run_sweep
 
     try:
         spec = load_sweep(args.grid)
@@ -72,10 +72,8 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def register(sub, add_common) -> None:
-    from adapters.cli import iso_date  # the CLI module is fully loaded by the time it registers commands
-
-    p = sub.add_parser("verdict", help="did the layered VIX hedge cut condor drawdowns by 35-40% in real spikes?")
+def register(sub) -> None:
+    p = sub.add_parser("verdict", help="did the layered VIX hedge cut condor drawdowns by 35-40%% in real spikes?")
     p.add_argument("--config", default="config/alvh.toml", help="run config with [condor] and [hedge] tables")
     p.add_argument("--episodes", default="config/episodes.toml", help="episode windows, detection rule, claim bands")
     p.add_argument("--out", default="out/verdict", help="directory for CSV/JSON, PNG plots and verdict.html ('' to skip)")

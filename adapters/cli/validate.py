@@ -5,7 +5,7 @@
 
 validate writes to DIR (default out/validate): report.md (every table), summary.json (the acceptance figures
 of issue #4 with met/short flags), CSV tables and PNG plots. calibrate fits the pricing parameters on the early
-windows only and writes config/calibrated.toml (adapters/calibrate.py documents the method).
+windows only and writes config/calibrated.toml (analysis/calibration.py documents the method).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import structlog
 
-from adapters import fidelity as F
+from analysis import fidelity as F
+from adapters.cli.common import UserError, add_common, load_panel_for
 
 log = structlog.get_logger("alvh.validate")
 
@@ -76,7 +77,7 @@ def _window(args_start, args_end, lo=FULL_START, hi=FULL_END) -> tuple[str, str]
 
 def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_source="<defaults>",
                    sensitivity: bool = True) -> Validation:
-    from adapters.calibrate import load_chain_data
+    from analysis.calibration import load_chain_data
     from engine.marketmodel import PricingParams
 
     t0 = time.perf_counter()
@@ -535,7 +536,6 @@ def format_acceptance(v: Validation) -> str:
 # commands
 # ------------------------------------------------------------------------------------------------------------
 def cmd_validate(args) -> int:
-    from adapters.cli import UserError, load_panel_for
     from adapters.data.panel import resolve_data_dir
 
     if args.start and args.end and pd.Timestamp(args.end) <= pd.Timestamp(args.start):
@@ -560,9 +560,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from adapters.calibrate import format_report, run_calibration, write_calibrated
-    from adapters.cli import load_panel_for
     from adapters.data.panel import resolve_data_dir
+    from analysis.calibration import format_report, run_calibration, write_calibrated
     from engine.marketmodel import PricingParams
 
     panel = load_panel_for(args)
@@ -575,7 +574,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def register(sub, add_common) -> None:
+def register(sub) -> None:
     p = sub.add_parser("validate", help="fidelity report: VX blends vs ETPs, SPX surface vs real chains, CNDR/VXTH replicas")
     p.add_argument("--out", default="out/validate", help="directory for report.md, plots and tables ('' to skip)")
     p.add_argument("--start", help=f"first day (default {FULL_START})")
