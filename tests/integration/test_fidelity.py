@@ -15,7 +15,7 @@ from analysis import fidelity as F
 from adapters.data.chains import ChainSnapshot
 from engine.pricing import black76_price
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _synthetic_chain(F0=4000.0, r=0.05, vol_atm=0.20, skew=-0.8, trade_date="2023-03-08") -> tuple[ChainSnapshot, dict]:

@@ -52,7 +52,7 @@ HOST = "127.0.0.1"
 NOW = dt.datetime(2024, 1, 10, 15, 0, tzinfo=dt.UTC)  # Wed 10:00 ET
 WEEKLY = "20240117"  # SPXW daily/weekly expiry, 7 days out
 MONTHLY = "20240119"  # 3rd Friday: both SPX (AM) and SPXW (PM) list it
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ helpers

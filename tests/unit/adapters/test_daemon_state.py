@@ -28,7 +28,7 @@ from engine.instruments import Equity, spx_option, vix_option, vx_future
 from engine.ledger import Ledger
 from engine.orders import OrderLeg, OrderRequest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 # the `alvh` console script (adapters.cli.main:main)
 ALVH = [sys.executable, "-c", "import sys; from adapters.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 DAY = dt.date(2024, 1, 10)

@@ -40,7 +40,7 @@ from engine.instruments import Equity, FutureContract, spx_option
 from engine.orders import OrderLeg
 from engine.strategy import Strategy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # the `alvh` console script (adapters.cli.main:main)
 ALVH = [sys.executable, "-c", "import sys; from adapters.cli.main import main; sys.exit(main(sys.argv[1:]))"]
 DAY = dt.date(2024, 1, 10)                                      # a Wednesday
@@ -473,7 +473,7 @@ def test_cli_run_halt_status_and_sigterm(tmp_path):
 # ---- (b) SIGKILL at 20+ points across an entry and a rebalance ---------------------------------
 def _env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests" / "integration"), str(ROOT), env.get("PYTHONPATH", "")])
     env.pop("ALVH_CRASH_AT", None)
     env.pop("ALVH_CRASH_TRACE", None)
     if extra:
