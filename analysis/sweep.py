@@ -227,7 +227,7 @@ def scale_costs(execution: dict, m: float) -> dict:
 
 def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
     """One dict per configuration: {'axes': {...}, 'hedge': raw hedge table, 'cost_mult': float}."""
-    from strategies.alvh import parse_hedge
+    from strategies.hedges import parse_hedge
 
     a = spec.axes
     named = [(k, v) for k, v in (("thresholds", a.thresholds), ("weights", a.weights), ("reading", a.reading),
@@ -235,6 +235,8 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
                                  ("signal", a.signal), ("gates", a.gates), ("cost_mult", a.cost_mult)) if v]
     paths = [(k, v) for k, v in a.paths.items() if v]
     axes = named + paths
+    if isinstance(base_hedge, BaseModel):  # typed [hedge] params: the table as the user wrote it
+        base_hedge = base_hedge.model_dump(mode="json", exclude_unset=True)
     base = copy.deepcopy(base_hedge)
     if not base.get("layers"):
         base["layers"] = [lp.model_dump(mode="json") for lp in parse_hedge(base).layers]

@@ -228,9 +228,11 @@ def _with(raw: dict, **budget) -> dict:
 def standard_scenarios(hedge_raw: dict | None, settings: VerdictSettings | None = None) -> list[Scenario]:
     """The configured ALVH hedge ("alvh"), the same layers under every other budget reading, the
     VIX-call reading of 4/4/2 (notional and premium), and the baselines."""
-    from strategies.alvh import parse_hedge
+    from strategies.hedges import parse_hedge
 
     settings = settings or VerdictSettings()
+    if isinstance(hedge_raw, BaseModel):  # typed [hedge] params: the table as the user wrote it
+        hedge_raw = hedge_raw.model_dump(mode="json", exclude_unset=True)
     raw = copy.deepcopy(hedge_raw) if hedge_raw else {}
     raw.setdefault("kind", "alvh")
     if raw["kind"] not in ("alvh", "static"):
@@ -334,20 +336,11 @@ def run_task(task: dict, data_dir: str) -> dict:
     from adapters.sim.backtest import run_backtest
     from analysis.sweep import worker_panel
     from config.settings import RunConfig
-    from strategies.alvh import build_hedge
-    from strategies.iron_condor import IronCondorBook
 
     t0 = time.perf_counter()
     panel = worker_panel(data_dir)
-    cfg = RunConfig.model_validate(task["config"])
-    strategies = []
-    condor = None
-    if cfg.condor is not None:
-        condor = IronCondorBook(cfg.condor)
-        strategies.append(condor)
-    if task.get("hedge"):
-        strategies.extend(build_hedge(task["hedge"], condor=condor))
-    res = run_backtest(cfg, panel, start=task.get("start"), end=task.get("end"), strategies=strategies)
+    cfg = RunConfig.model_validate({**task["config"], "hedge": task.get("hedge") or None})
+    res = run_backtest(cfg, panel, start=task.get("start"), end=task.get("end"))
     rf = panel.daily.get("rate_tbill", 0.0)
     m = run_metrics(res.equity, task.get("episodes", []), rf)
     fills = res.fills
@@ -360,7 +353,7 @@ def run_task(task: dict, data_dir: str) -> dict:
     if task.get("keep_series"):
         cols = [c for c in ("equity", "pnl_condor", "pnl_hedge", "spx", "vix") if c in res.equity]
         out["equity"] = res.equity[cols].copy()
-        hedge = next((s for s in strategies if hasattr(s, "activity_frame")), None)
+        hedge = next((s for s in res.strategies if hasattr(s, "activity_frame")), None)
         if hedge is not None:
             out["activity"] = hedge.activity_frame()
             out["thresholds"] = [(lp.name, lp.threshold, lp.hysteresis) for lp in hedge.p.layers]

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import structlog
 
-from analysis import fidelity as F
 from adapters.cli.common import UserError, add_common, load_panel_for
+from analysis import fidelity as F
 
 log = structlog.get_logger("alvh.validate")
 
