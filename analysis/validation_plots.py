@@ -9,20 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from analysis import etp_tracking, replicas, spx_surface
+from analysis.figures import plt, save
 from analysis.validation import Validation
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_etps(v: Validation, out: Path) -> list[Path]:
-    plt = _plt()
     paths = []
     n = len(v.etps)
     if not n:
@@ -52,11 +43,7 @@ def plot_etps(v: Validation, out: Path) -> list[Path]:
         ax2.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("date")
-    fig.tight_layout()
-    p = out / "etp_tracking.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(save(fig, out / "etp_tracking.png", dpi=90))
 
     fig, axes = plt.subplots(n, 1, figsize=(12, 2.8 * n), squeeze=False)
     for i, c in enumerate(v.etps):
@@ -72,16 +59,11 @@ def plot_etps(v: Validation, out: Path) -> list[Path]:
         ax.axhline(0, color="black", lw=0.5)
         ax.legend(fontsize=8)
     axes[-1][0].set_xlabel("year")
-    fig.tight_layout()
-    p = out / "etp_annual.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(save(fig, out / "etp_annual.png", dpi=90))
     return paths
 
 
 def plot_surface(v: Validation, out: Path) -> list[Path]:
-    plt = _plt()
     if not v.surface_errors:
         return []
     dates = list(v.surface_errors)
@@ -102,10 +84,7 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
         ax.set_ylabel("implied vol (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p1 = out / "surface_smiles.png"
-    fig.savefig(p1, dpi=90)
-    plt.close(fig)
+    p1 = save(fig, out / "surface_smiles.png", dpi=90)
 
     b = v.surface_buckets
     if b is None or b.empty:
@@ -126,15 +105,11 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
         ax.set_ylabel("|delta| bucket")
         ax.set_title(f"{side}s: median |IV error| (vol pts), out-of-sample chains")
         fig.colorbar(im, ax=ax, label="vol points")
-    fig.tight_layout()
-    p2 = out / "surface_errors.png"
-    fig.savefig(p2, dpi=90)
-    plt.close(fig)
+    p2 = save(fig, out / "surface_errors.png", dpi=90)
     return [p1, p2]
 
 
 def plot_cndr(v: Validation, out: Path) -> list[Path]:
-    plt = _plt()
     c = v.cndr
     if c is None or c.index.empty:
         return []
@@ -151,15 +126,11 @@ def plot_cndr(v: Validation, out: Path) -> list[Path]:
     a2.set_xlabel("date")
     a2.grid(alpha=0.3)
     a2.legend()
-    fig.tight_layout()
-    p = out / "cndr.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
+    p = save(fig, out / "cndr.png", dpi=90)
     return [p]
 
 
 def plot_vxth(v: Validation, out: Path) -> list[Path]:
-    plt = _plt()
     q = v.vxth_quarterly
     if q is None or q.empty:
         return []
@@ -186,10 +157,7 @@ def plot_vxth(v: Validation, out: Path) -> list[Path]:
     a2.axhline(0, color="black", lw=0.5)
     a2.grid(alpha=0.3)
     a2.legend(fontsize=8)
-    fig.tight_layout()
-    p1 = out / "vxth.png"
-    fig.savefig(p1, dpi=90)
-    plt.close(fig)
+    p1 = save(fig, out / "vxth.png", dpi=90)
     paths = [p1]
     s = v.sensitivity
     if s is not None and len(s.table):
@@ -215,9 +183,5 @@ def plot_vxth(v: Validation, out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=7)
         fig.suptitle("VXTH payoff quarters: sensitivity to the VIX-option vol level and the purchase snapshot")
-        fig.tight_layout()
-        p2 = out / "vxth_sensitivity.png"
-        fig.savefig(p2, dpi=90)
-        plt.close(fig)
-        paths.append(p2)
+        paths.append(save(fig, out / "vxth_sensitivity.png", dpi=90))
     return paths
