@@ -41,10 +41,13 @@ def key_path(loc: tuple, data: Any = None) -> str:
     return out or "<root>"
 
 
-def explain(source: str, err: ValidationError, data: Any = None) -> str:
-    """The first problem of a pydantic error as one sentence; further problems are counted, not listed."""
+def explain(source: str, err: ValidationError, data: Any = None, prefix: str = "") -> str:
+    """The first problem of a pydantic error as one sentence; further problems are counted, not listed.
+    `prefix` names the table the validated data sits in when it is not the whole file (e.g. "hedge")."""
     first = err.errors()[0]
     loc = key_path(tuple(first["loc"]), data)
+    if prefix:
+        loc = prefix if loc == "<root>" else f"{prefix}{loc}" if loc.startswith("[") else f"{prefix}.{loc}"
     msg = _MESSAGES.get(first["type"], first["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -54,5 +57,5 @@ def explain(source: str, err: ValidationError, data: Any = None) -> str:
     return f"{source}: {loc}: {msg}{more}"
 
 
-def config_error(source: str, err: ValidationError, data: Any = None) -> ConfigError:
-    return ConfigError(explain(source, err, data))
+def config_error(source: str, err: ValidationError, data: Any = None, prefix: str = "") -> ConfigError:
+    return ConfigError(explain(source, err, data, prefix))

@@ -67,9 +67,9 @@ def _find(path: str | Path, relative_to: Path | None = None) -> Path:
     for candidate in (p, (relative_to / p) if relative_to else None, CONFIG_DIR / p.name):
         if candidate is not None and candidate.exists():
             if not candidate.is_file():
-                raise ConfigError(f"config file {path} is not a file")
+                raise ConfigError(f"{path}: not a file")
             return candidate
-    raise ConfigError(f"config file {path} does not exist")
+    raise ConfigError(f"{path}: file does not exist")
 
 
 def read_toml(path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
