@@ -166,6 +166,20 @@ class MarketData:
                     self.ib.cancelMktData(line.contract)
         self.subscribed = False
 
+    def prune(self) -> int:
+        """Forget finished snapshot requests and tickers of contracts no longer watched (end of day): ib_async
+        keeps a Ticker per contract and a reqId entry per snapshot request for the connection's life."""
+        w = self.ib.wrapper
+        streaming = w.ticker2ReqId.get("mktData", {})
+        keep_req = set(streaming.values()) | {k for k in w._futures if isinstance(k, int)}
+        stale = [r for r in w.reqId2Ticker if r not in keep_req]
+        for r in stale:
+            del w.reqId2Ticker[r]
+        watched = {hash(ln.contract) for ln in self.lines} | {hash(t.contract) for t in streaming}
+        for k in [k for k in w.tickers if k not in watched]:
+            del w.tickers[k]
+        return len(stale)
+
     def _age(self, ticker) -> float:
         ts = getattr(ticker, "timestamp", None)
         if ts is None or ts <= 0:

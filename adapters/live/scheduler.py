@@ -13,7 +13,8 @@ would put a job there is refused when the config is loaded.
 
 `plan_session` is a pure function (tested on its own); `SessionScheduler` installs a plan into an
 apscheduler AsyncIOScheduler for live runs. Paper replay runs the same plan on an accelerated clock
-(see runner.py), so a rehearsal exercises the very same job list.
+(see paper_replay.py), so a rehearsal exercises the very same job list. `job_window` is how long a job
+deferred for lack of a connection may still run (see jobs.py).
 """
 from __future__ import annotations
 
@@ -105,6 +106,18 @@ def plan_session(day: dt.date, params: ScheduleParams) -> list[Job]:
     jobs.append(Job(day, "eod", close + dt.timedelta(minutes=params.eod_after_close_minutes), "eod"))
     out = [j for j in jobs if not in_reset_window(j.at, params)]
     return sorted(out, key=lambda j: j.at)
+
+
+def job_window(job: Job, params: ScheduleParams) -> dt.datetime:
+    """Until when a job that could not run on time may still run: a snapshot job until the next snapshot job
+    of its session (the close job until the session close), the pre-open check until the open job, the
+    end-of-day job until midnight."""
+    if job.kind == "eod":
+        return _at(job.session + dt.timedelta(days=1), dt.time(0, 0))
+    later = [j.at for j in plan_session(job.session, params) if j.kind == "snapshot" and j.at > job.at]
+    if later:
+        return min(later)
+    return session_hours(job.session)[1]
 
 
 JobRunner = Callable[[Job], Awaitable[None]]

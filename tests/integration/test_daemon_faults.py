@@ -29,10 +29,13 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-from adapters.live.daemon import Daemon, DaemonParams, LiveAccountRefused, ReplayClock
+from adapters.faketws import FakeTWS, NeverFill
+from adapters.live.daemon import Daemon
+from adapters.live.errors import LiveAccountRefused
+from adapters.live.paper_replay import ReplayClock
 from adapters.live.scheduler import Job
 from adapters.live.state import StateStore
-from adapters.faketws import FakeTWS, NeverFill
+from config.daemon import DaemonParams
 from config.settings import RunConfig
 from engine.clock import ET
 from engine.events import MarketSnapshot, Phase
@@ -483,7 +486,7 @@ def _env(extra: dict | None = None) -> dict:
 
 async def _daemon_run(cfg: Path, env: dict, kill_after: float | None = None) -> int:
     proc = await asyncio.create_subprocess_exec(
-        *ALVH, "run", "--config", str(cfg), "--paper-replay", DAY.isoformat(),
+        *ALVH, "run", "--config", str(cfg), "--paper-replay", DAY.isoformat(), "--state", str(cfg.parent / "state.sqlite"),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     if kill_after is not None:
         try:
