@@ -1,7 +1,7 @@
 """The validated market panel: one daily frame on NYSE trading days, VX futures in long format,
 event calendars, and the notes explaining every adjustment.
 
-``load_panel`` validates every source file (``validation.py``), assembles the panel and caches it as
+``load_panel`` validates every source file (``validation/``), assembles the panel and caches it as
 Parquet (``cache.py``); the cache is reused only while the content fingerprint of the source files
 matches.
 """
@@ -107,7 +107,7 @@ def _extend(primary: pd.Series, extension: pd.Series) -> pd.Series:
 
 
 def build_panel(data_dir: Path | str, start: str | None, end: str | None, fingerprint: str) -> MarketPanel:
-    from .validation import _trading_days, validate_all
+    from .validation import trading_days_between, validate_all
 
     v = validate_all(Path(data_dir), collect=False)
     ser = v.series
@@ -125,7 +125,7 @@ def build_panel(data_dir: Path | str, start: str | None, end: str | None, finger
 
     first = pd.Timestamp(start) if start else pd.Timestamp(S.CALENDAR_START)
     last = pd.Timestamp(end) if end else spx_all.index[-1]
-    idx = _trading_days(first, last)
+    idx = trading_days_between(first, last)
     if len(idx) == 0:
         raise DataError(str(data_dir), None, f"no NYSE trading days between start={start} and end={last.date()}")
     daily = pd.DataFrame(index=idx)

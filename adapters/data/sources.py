@@ -2,7 +2,7 @@
 
 One spec per file: where it lives (relative to the data directory), which columns must be present,
 which of them are prices, which date range of the file is used, and the allowlist of known gaps,
-each with the reason from ``shared/data/SOURCES.md``. Nothing here reads data; ``validation.py``
+each with the reason from ``shared/data/SOURCES.md``. Nothing here reads data; ``validation/``
 enforces these specs and ``panel.py`` assembles them.
 
 Changing an allowlist is a data decision: every entry must cite what SOURCES.md (or a reviewed

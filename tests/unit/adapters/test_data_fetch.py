@@ -1,4 +1,4 @@
-"""Tests for ``alvh data fetch`` (adapters/data/fetch.py, adapters/data/public_sources.py).
+"""Tests for ``alvh data fetch`` (adapters/data/fetch/, adapters/data/public_sources.py, adapters/cli/data.py).
 
 Everything runs against a ThreadingHTTPServer on 127.0.0.1 that serves small synthetic files in
 each vendor's real raw format; no outside network is used.
@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.cli.main import main as alvh_main
 from adapters.data import fetch as F
+from adapters.data.fetch import download as D
+from adapters.data.fetch import files as FF
 from adapters.data import public_sources as PS
 
 SHARED = Path("/work/shared/data")
@@ -235,6 +238,14 @@ def run(cdn: CDN, dest: Path, sources, **kw) -> F.FetchReport:
     return F.fetch_all(dest, sources=sources, **opts)
 
 
+def fetch_cli(argv: list[str]) -> int:
+    """``alvh data fetch ARGV`` through the real command line; usage errors exit through argparse."""
+    try:
+        return alvh_main(["data", "fetch", *argv])
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
 def status(report: F.FetchReport) -> dict[str, str]:
     return {r.target: r.status for r in report.results}
 
@@ -328,7 +339,7 @@ def test_a_leftover_part_file_is_resumed(cdn, tmp_path):
     assert status(report) == {"skew_daily.csv": "fetched"}
     (hit,) = cdn.hits(path)
     assert hit["range"] == "bytes=100-"
-    assert json.loads((tmp_path / "skew_daily.csv.meta.json").read_text())["raw_sha256"] == F._sha256(body)
+    assert json.loads((tmp_path / "skew_daily.csv.meta.json").read_text())["raw_sha256"] == FF.sha256(body)
 
 
 def test_a_server_that_ignores_range_restarts_the_download(cdn, tmp_path):
@@ -346,8 +357,8 @@ def test_a_server_that_ignores_range_restarts_the_download(cdn, tmp_path):
 
 def test_a_404_source_is_named_others_are_fetched_and_the_exit_status_is_nonzero(cdn, tmp_path, capsys):
     cdn.routes[IDX + "VVIX_History.csv"].status = 404
-    rc = F.main_fetch(["--dest", str(tmp_path), "--quiet", "--only", "vix,vvix", "--only", "dtb3",
-                       "--base-url-override", f"*={cdn.url}", "--timeout", "2", "--no-check"])
+    rc = fetch_cli(["--dest", str(tmp_path), "--quiet", "--only", "vix,vvix", "--only", "dtb3",
+                     "--base-url-override", f"*={cdn.url}", "--timeout", "2", "--no-check"])
     err = capsys.readouterr().err
     assert rc == 1
     assert cdn.url + IDX + "VVIX_History.csv" in err and "HTTP 404" in err
@@ -360,11 +371,11 @@ def test_a_404_source_is_named_others_are_fetched_and_the_exit_status_is_nonzero
 
 def test_env_mirror_base_and_success_exit_status(cdn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(PS.ENV_BASE, cdn.url)
-    rc = F.main_fetch(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2"])
+    rc = fetch_cli(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2"])
     out = capsys.readouterr().out
     assert rc == 0 and "1 fetched" in out
     assert cdn.hits("/q/d/l/?s=^spx&i=d")
-    assert F.main_fetch(["--dest", str(tmp_path), "--only", "nope"]) == 2
+    assert fetch_cli(["--dest", str(tmp_path), "--only", "nope"]) == 2
 
 
 def test_a_hanging_server_fails_within_a_bounded_time(cdn, tmp_path):
@@ -382,7 +393,7 @@ def test_a_hanging_server_fails_within_a_bounded_time(cdn, tmp_path):
 
 
 def test_a_trickling_server_hits_the_total_deadline(cdn, tmp_path, monkeypatch):
-    monkeypatch.setattr(F, "TOTAL_TIMEOUT_FACTOR", 2)      # deadline = 2 x 0.25 s
+    monkeypatch.setattr(D, "TOTAL_TIMEOUT_FACTOR", 2)      # deadline = 2 x 0.25 s
     path = IDX + "VIX9D_History.csv"
     cdn.routes[path].trickle = 0.02                         # ~1.3 KB/s: each read is quick, the body is not
     t0 = time.monotonic()
