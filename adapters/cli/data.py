@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from adapters.cli.common import add_common
+from adapters.data.public_sources import SPX_PROVIDERS
 
 
 def cmd_data_check(args) -> int:
@@ -78,13 +79,19 @@ def cmd_data_fetch(args) -> int:
     dest = Path(args.dest).expanduser() if args.dest else default_dest()
     try:
         report = fetch_all(dest, sources=only, base_overrides=overrides, max_age_days=args.max_age,
-                           progress=not args.quiet, timeout=args.timeout, check=not args.no_check)
+                           progress=not args.quiet, timeout=args.timeout, check=not args.no_check,
+                           spx_provider=args.spx_source)
     except (OSError, RuntimeError) as e:
         print(f"alvh data fetch: {e}", file=sys.stderr)
         return 1
 
+    if report.stopped:
+        print(f"alvh data fetch: {report.stopped}.", file=sys.stderr)
     for r in report.failed:
-        print(f"error: {r.error}", file=sys.stderr)
+        if not (report.stopped and r.unreachable):     # the stop sentence already says it once
+            print(f"error: {r.error}", file=sys.stderr)
+    for n in report.notices:
+        print(f"warning: {n}.", file=sys.stderr)
     label = "warning" if report.partial else "error"
     for e in report.check_errors:
         print(f"{label}: data check: {e}", file=sys.stderr)
@@ -105,7 +112,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_data_check)
     p = dsub.add_parser(
         "fetch", help="download the public sources into the local cache",
-        description="Download the public market-data sources (Cboe, CFE, FRED, Stooq) into a local directory "
+        description="Download the public market-data sources (Cboe, CFE, FRED, Yahoo or Stooq) into a local directory "
                     "in the layout alvh reads, then validate it like `alvh data check` (docs/fetch.md).")
     p.add_argument("--dest", metavar="DIR",
                    help="target directory (default: $ALVH_CACHE_DIR/data or ~/.cache/alvh/data)")
@@ -120,6 +127,10 @@ def register(sub) -> None:
                    help="replace a base URL; NAME is a source, a host group or '*' for a mirror root "
                         "(repeatable; also $ALVH_FETCH_BASE)")
     p.add_argument("--no-check", action="store_true", help="skip the `alvh data check` validation at the end")
+    p.add_argument("--spx-source", choices=SPX_PROVIDERS, default="auto",
+                   help="SPX daily bars from: yahoo (needs `pip install 'alvh[fetch]'`), cboe (closes only, no key), "
+                        "stooq (needs an API key in --base-url-override); auto = stooq if a spx/stooq override is "
+                        "given, else yahoo if installed, else cboe")
     p.add_argument("--list", action="store_true", help="print the catalogue and exit")
     add_common(p, data=False)
     p.set_defaults(func=cmd_data_fetch)

@@ -58,5 +58,5 @@ def _relative_file(dest: Path, file: object) -> str | None:
 def _fetchable(rel: str) -> bool:
     m = re.fullmatch(r"vx_futures/VX_(\d{4}-\d{2})\.csv", rel)
     if m:
-        return m.group(1) >= CATALOGUE["vx"].start
-    return rel.startswith("vx_futures/") or rel in {s.target for s in CATALOGUE.values() if not s.per_contract}
+        return m.group(1) >= min(s.start for s in CATALOGUE.values() if s.per_contract)
+    return rel == "vx_futures" or rel.startswith("vx_futures/") or rel in {s.target for s in CATALOGUE.values() if not s.per_contract}

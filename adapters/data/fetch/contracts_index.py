@@ -8,7 +8,7 @@ import io
 import re
 from pathlib import Path
 
-from adapters.data.public_sources import VX_SOURCE_TAG
+from adapters.data.vendor_formats import VX_FETCHED_TAGS
 
 from .files import atomic_write
 
@@ -56,7 +56,7 @@ def rebuild_contracts_index(vx_dir: Path) -> int:
                                                  for c in ("open", "high", "low", "close", "settle")))
         settle_zero = sum(1 for r in recs if num(r.get("settle")) == 0.0)
         file_source = recs[-1].get("source") or ""
-        if prev is None or file_source == VX_SOURCE_TAG:
+        if prev is None or file_source in VX_FETCHED_TAGS:
             source, corrected = file_source or "unknown", "False"
         else:
             source, corrected = prev.get("source") or file_source, prev.get("expiry_label_corrected") or "False"

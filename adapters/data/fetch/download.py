@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,11 +26,19 @@ _RETRY_STATUS = {408, 425, 429}
 
 
 class FetchError(Exception):
-    """A download failed; ``str()`` is one sentence naming the URL."""
+    """A download failed; ``str()`` is one sentence naming the URL. ``unreachable``: the last attempt
+    could not reach the server at all (DNS, refused, no route, connect timeout)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False, reason: str = ""):
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.reason = reason
 
 
 class Retryable(Exception):
-    pass
+    def __init__(self, message: str, *, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class Permanent(Exception):
@@ -91,7 +100,9 @@ def request_once(url: str, target: Path, *, timeout: float, conditional: dict[st
         if e.code in _RETRY_STATUS or e.code >= 500:
             raise Retryable(msg) from None
         raise Permanent(e.code, msg) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
+    except (urllib.error.URLError, OSError) as e:
+        raise Retryable(reason(e), unreachable=True) from None    # no HTTP answer at all
+    except (http.client.HTTPException, ValueError) as e:
         raise Retryable(reason(e)) from None
 
     with resp:
@@ -138,15 +149,16 @@ def request_once(url: str, target: Path, *, timeout: float, conditional: dict[st
 
 
 def download(job: Download, target: Path, *, timeout: float, retries: int, backoff: float,
-             conditional: dict[str, str], result: FetchResult):
-    part, part_info = part_path(target), part_info_path(target)
+             conditional: dict[str, str], result: FetchResult, abort: threading.Event | None = None):
+    """``request_once`` with retries; ``abort`` (set when the network is down) ends the waits early."""
+    part = part_path(target)
     if part.exists():
-        info = read_json(part_info) or {}
+        info = read_json(part_info_path(target)) or {}
         started = parse_ts(info.get("started_at"))
         age = (now_utc() - started).total_seconds() if started else time.time() - part.stat().st_mtime
         if age > STALE_PART_S:
             discard_part(target)
-    last: Exception | None = None
+    last: Retryable | None = None
     for attempt in range(1, max(1, retries) + 1):
         result.attempts = attempt
         try:
@@ -156,6 +168,11 @@ def download(job: Download, target: Path, *, timeout: float, retries: int, backo
         except Retryable as e:
             last = e
         if attempt < retries:
-            time.sleep(min(BACKOFF_CAP_S, backoff * 2 ** (attempt - 1)))
-    tries = f"{retries} attempts" if retries > 1 else "1 attempt"
-    raise FetchError(f"{job.source}: download of {redact_url(job.url)} failed after {tries}: {last}.")
+            delay = min(BACKOFF_CAP_S, backoff * 2 ** (attempt - 1))
+            if abort is not None and abort.wait(delay):
+                break
+            if abort is None:
+                time.sleep(delay)
+    tries = f"{result.attempts} attempts" if result.attempts > 1 else "1 attempt"
+    raise FetchError(f"{job.source}: download of {redact_url(job.url)} failed after {tries}: {last}.",
+                     unreachable=bool(last and last.unreachable), reason=str(last))

@@ -3,6 +3,7 @@ replace it atomically. A failed, partial, unparseable or suspiciously short down
 the existing file."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ class JobOptions:
     backoff: float
     now: datetime
     today: date
+    abort: threading.Event | None = None      # set when the network is unreachable: stop waiting
 
 
 def is_settled_user_file(target: Path, job: Download, today: date) -> bool:
@@ -46,9 +48,25 @@ def is_settled_user_file(target: Path, job: Download, today: date) -> bool:
     return bool(st and st.header[:1] == ["trade_date"] and st.last_date and st.last_date >= job.expiry.isoformat())
 
 
+def _library_fetch(job: Download, opt: JobOptions, res: FetchResult) -> tuple[bytes, dict[str, str]] | None:
+    """A source read through a maintained client library (Yahoo via yfinance): one call, the library
+    does its own retries; None when it failed (``res.error`` says why)."""
+    res.attempts = 1
+    try:
+        text = job.fetch(opt.timeout)
+    except ImportError as e:
+        res.error = (f"{job.source}: {res.url} needs the optional library {e.name or 'yfinance'}: "
+                     "`pip install 'alvh[fetch]'`, or choose another provider (docs/fetch.md).")
+        return None
+    except Exception as e:  # noqa: BLE001 - any library failure is one failed file
+        res.error = f"{job.source}: {res.url} failed: {reason(e)}{f' ({job.hint})' if job.hint else ''}."
+        return None
+    return text.encode("utf-8"), {}
+
+
 def run_job(job: Download, opt: JobOptions) -> FetchResult:
     target = opt.dest / job.target
-    res = FetchResult(job.source, job.target, redact_url(job.url), "failed")
+    res = FetchResult(job.source, job.target, redact_url(job.url), "failed", notice=job.notice)
     try:
         return _run_job_inner(job, target, opt, res)
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
@@ -82,19 +100,24 @@ def _run_job_inner(job: Download, target: Path, opt: JobOptions, res: FetchResul
         res.notes.append("settled contract file already present (not fetched by alvh); kept")
         return res
 
-    try:
-        got = download(job, target, timeout=opt.timeout, retries=opt.retries, backoff=opt.backoff,
-                        conditional=conditional, result=res)
-    except Permanent as e:
-        if e.code == 404 and job.optional:
-            res.status = "unlisted"
-            res.notes.append("contract not listed yet (HTTP 404)")
+    if job.fetch is not None:
+        got = _library_fetch(job, opt, res)
+        if got is None:
             return res
-        res.error = f"{job.source}: download of {res.url} failed: {e}."
-        return res
-    except FetchError as e:
-        res.error = str(e)
-        return res
+    else:
+        try:
+            got = download(job, target, timeout=opt.timeout, retries=opt.retries, backoff=opt.backoff,
+                           conditional=conditional, result=res, abort=opt.abort)
+        except Permanent as e:
+            if e.code == 404 and job.optional:
+                res.status = "unlisted"
+                res.notes.append("contract not listed (HTTP 404)")
+                return res
+            res.error = f"{job.source}: download of {res.url} failed: {e}."
+            return res
+        except FetchError as e:
+            res.error, res.unreachable = str(e), e.unreachable
+            return res
 
     if got is NOT_MODIFIED:
         assert meta is not None
@@ -135,6 +158,7 @@ def _run_job_inner(job: Download, target: Path, opt: JobOptions, res: FetchResul
         res.notes.append("content unchanged")
     write_json(sidecar, {
         "source": job.source,
+        "description": job.description,
         "url": res.url,
         "target": job.target,
         "fetched_at": iso(opt.now),

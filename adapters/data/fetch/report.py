@@ -10,8 +10,10 @@ class FetchResult:
     source: str
     target: str          # path relative to dest
     url: str
-    status: str          # fetched | skipped | not_modified | unlisted | failed
+    status: str          # fetched | skipped | not_modified | unlisted | failed | not_tried
     error: str | None = None
+    unreachable: bool = False   # failed without reaching the server (DNS, refused, connect timeout)
+    notice: str = ""            # one sentence about the provider used (e.g. a close-only fallback)
     rows: int | None = None
     bytes: int = 0
     attempts: int = 0
@@ -30,6 +32,7 @@ class FetchReport:
     check_warnings: list[str] = field(default_factory=list)
     unprovided: list[str] = field(default_factory=list)   # missing files fetch cannot provide
     notes: list[str] = field(default_factory=list)
+    stopped: str = ""                     # why the run stopped early (the network is unreachable)
 
     def by_status(self, status: str) -> list[FetchResult]:
         return [r for r in self.results if r.status == status]
@@ -42,10 +45,15 @@ class FetchReport:
     def ok(self) -> bool:
         """No source failed, and ``check_data`` passed (its errors are not blocking when only
         some sources were requested, since the others may legitimately be absent)."""
-        return not self.failed and (self.check_ok is not False or self.partial)
+        return not self.failed and not self.stopped and (self.check_ok is not False or self.partial)
+
+    @property
+    def notices(self) -> list[str]:
+        return list(dict.fromkeys(r.notice for r in self.results if r.notice))
 
     def summary(self) -> str:
-        counts = {s: len(self.by_status(s)) for s in ("fetched", "not_modified", "skipped", "unlisted", "failed")}
+        counts = {s: len(self.by_status(s)) for s in ("fetched", "not_modified", "skipped", "unlisted", "failed",
+                                                         "not_tried")}
         parts = [f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n]
         check = {True: "data check passed", False: f"data check found {len(self.check_errors)} error(s)",
                  None: "data check not run"}[self.check_ok]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.data.public_sources import CATALOGUE, DEFAULT_BASES, VX_SOURCE_TAG, Source
+from adapters.data.public_sources import CATALOGUE, DEFAULT_BASES, Source
+from adapters.data.vendor_formats import VX_FETCHED_TAGS
 
 from .files import atomic_write, read_json
 from .report import FetchReport
@@ -14,7 +15,10 @@ from .report import FetchReport
 def url_pattern(src: Source, base: str) -> str:
     if src.url_template.startswith("{base}/"):
         base = base.rstrip("/")
-    return src.url_template.replace("{base}", base).replace("{expiry:%Y-%m-%d}", "<expiry YYYY-MM-DD>")
+    if src.fetch is not None:
+        return src.url_template
+    return (src.url_template.replace("{base}", base).replace("{expiry:%Y-%m-%d}", "<expiry YYYY-MM-DD>")
+            .replace("{code}", "<month letter><YY>"))
 
 
 def write_sources_md(dest: Path, report: FetchReport, sources: Sequence[Source],
@@ -24,8 +28,10 @@ def write_sources_md(dest: Path, report: FetchReport, sources: Sequence[Source],
         m = read_json(p)
         if m and m.get("target"):
             metas.append(m)
-    daily = [m for m in metas if m.get("source") != "vx"]
-    vx = sorted((m for m in metas if m.get("source") == "vx"), key=lambda m: m["target"])
+    contract_sources = [s for s in CATALOGUE.values() if s.per_contract]
+    daily = [m for m in metas if m.get("source") not in {s.name for s in contract_sources}]
+    vx = sorted((m for m in metas if m.get("source") in {s.name for s in contract_sources}),
+                key=lambda m: m["target"])
     known = {m["target"] for m in metas} | {"vx_futures/contracts_index.csv", "SOURCES.md"}
     foreign = sorted(
         p.relative_to(dest).as_posix() for p in dest.rglob("*.csv")
@@ -51,27 +57,30 @@ def write_sources_md(dest: Path, report: FetchReport, sources: Sequence[Source],
     ]
     for r in report.failed:
         lines.append(f"* FAILED: {r.error}")
+    if report.stopped:
+        lines.append(f"* STOPPED: {report.stopped}.")
+    lines += [f"* NOTE: {n}." for n in report.notices]
     if report.check_errors:
         lines.append(f"* `alvh data check` errors: {len(report.check_errors)} (first: {report.check_errors[0]})")
     lines += ["", "## Files", "",
               "| file | series | URL | fetched (UTC) | last confirmed (UTC) | rows | first date | last date | sha256 |",
               "|---|---|---|---|---|---|---|---|---|"]
     for m in sorted(daily, key=lambda m: m["target"]):
-        src = CATALOGUE.get(m.get("source", ""))
         lines.append("| " + " | ".join(cell(x) for x in (
-            f"`{m['target']}`", src.description if src else m.get("source"), m.get("url"), m.get("fetched_at"),
+            f"`{m['target']}`", m.get("description") or m.get("source"), m.get("url"), m.get("fetched_at"),
             m.get("checked_at"), m.get("rows"), m.get("first_date"), m.get("last_date"),
             (m.get("sha256") or "")[:12])) + " |")
     if vx:
-        src = CATALOGUE["vx"]
+        eras = "; ".join(
+            f"{src.start} to {src.end or 'today + ' + str(src.months_ahead) + ' months'}: "
+            f"`{url_pattern(src, bases.get(src.name, DEFAULT_BASES[src.group]))}`"
+            for src in sorted(contract_sources, key=lambda s: s.start))
         lines += [
             "", "## VX futures (`vx_futures/`)", "",
-            (f"{src.description}. {len(vx)} contracts from Cboe's CDN, "
-             f"`{url_pattern(src, bases.get('vx', DEFAULT_BASES['cboe_vx']))}`, "
-             f"{vx[0]['target'].split('/')[-1]} to {vx[-1]['target'].split('/')[-1]}. "
-             f"`source` column: `{VX_SOURCE_TAG}`; `futures_label` is Cboe's own label. "
-             "`contracts_index.csv` is regenerated after every fetch."),
-            "Contracts expiring before 2013 are not on that CDN (see docs/fetch.md).",
+            (f"CFE VX futures daily settlements, one file per monthly contract: {len(vx)} contracts, "
+             f"{vx[0]['target'].split('/')[-1]} to {vx[-1]['target'].split('/')[-1]}, from {eras}. "
+             f"`source` column: {', '.join(f'`{t}`' for t in VX_FETCHED_TAGS)}; `futures_label` is the exchange's "
+             "own label. `contracts_index.csv` is regenerated after every fetch."),
             "",
             "| contract file | URL | fetched (UTC) | rows | first date | last date |",
             "|---|---|---|---|---|---|",
@@ -82,9 +91,9 @@ def write_sources_md(dest: Path, report: FetchReport, sources: Sequence[Source],
                 m.get("last_date"))) + " |")
     if foreign:
         lines += ["", "## Files present but not fetched by alvh", "",
-                  "Kept unchanged (for example VX contracts before 2013 brought by the user):", ""]
+                  "Kept unchanged (files brought by the user, for example the VIX ETPs or event calendars):", ""]
         lines += [f"* `{f}`" for f in foreign]
     lines += ["", "## Terms", "",
-              "Cboe/CFE, S&P DJI (via Stooq) and FRED data have their own redistribution terms. This cache is",
+              "Cboe/CFE, S&P DJI (via Cboe, Yahoo or Stooq) and FRED data have their own redistribution terms. This cache is",
               "for local research use; do not redistribute it.", ""]
     atomic_write(dest / "SOURCES.md", "\n".join(lines).encode("utf-8"))

@@ -14,7 +14,7 @@ futures), ``report`` (everything together, cross-checks, ``check_data``).
 """
 from .daily import ValidatedSeries, validate_daily
 from .reading import trading_days_between
-from .reading import trading_days_between as _trading_days  # the name chains.py imports
+from .reading import trading_days_between as _trading_days  # noqa: F401 - the name chains.py imports
 from .report import (
     DataReport,
     Validated,

@@ -32,9 +32,11 @@ class ValidatedSeries:
         return self.frame.index[-1] if len(self.frame) else None
 
 
-
 def validate_daily(data_dir: Path, spec: S.DailySpec, sink: Sink) -> ValidatedSeries | None:
     rel = spec.path
+    if not spec.required and not (data_dir / rel).exists():
+        sink.notes.append(f"{rel}: optional file not present; {spec.description} is not in the panel (NaN)")
+        return None
     df = read_text_csv(data_dir, rel, sink)
     if df is None or not check_header(df, spec.columns, rel, sink):
         return None
@@ -73,6 +75,12 @@ def validate_daily(data_dir: Path, spec: S.DailySpec, sink: Sink) -> ValidatedSe
     fred_empty = np.zeros(int(use.sum()), dtype=bool)
     for col in spec.price_columns:
         num, empty, unparse = numeric(df[col][use])
+        if spec.ohlc and col in ("open", "high", "low") and len(empty) and empty.all():
+            # a close-only source (Cboe's SPX history): the column is absent, not a run of bad rows
+            sink.notes.append(f"{rel}: {col} is empty on every row (the source publishes closes only); "
+                              f"{col} is NaN in the panel")
+            values[col] = num
+            continue
         if unparse.any():
             i = np.nonzero(unparse)[0]
             raw = df[col][use].to_numpy()

@@ -44,6 +44,9 @@ class DataReport:
 
 
 def validate_events(data_dir: Path, spec: S.EventSpec, sink: Sink) -> pd.DatetimeIndex | None:
+    if not spec.required and not (data_dir / spec.path).exists():
+        sink.notes.append(f"{spec.path}: optional event calendar not present ({spec.description})")
+        return None
     df = read_text_csv(data_dir, spec.path, sink)
     if df is None or not check_header(df, (spec.date_column, *spec.columns), spec.path, sink):
         return None

@@ -110,7 +110,8 @@ except ImportError:
 EXP_FEB, EXP_MAR, EXP_APR = date(2024, 2, 14), date(2024, 3, 20), date(2024, 4, 17)
 # Feb (settled), Mar (live) and Apr 2024, which the test server does not list yet.
 VX_TEST = PS.with_options(PS.CATALOGUE["vx"], start="2024-02", end="2024-04", expiry_fn=_VIX_EXPIRY, listed_days=40)
-ALL_TEST_SOURCES = [PS.CATALOGUE[n] for n in PS.CATALOGUE if n != "vx"] + [VX_TEST]
+ALL_TEST_SOURCES = ([PS.CATALOGUE[n] for n in PS.CATALOGUE if n not in ("vx", "vx_cfe", "spx")]
+                    + [VX_TEST, PS.spx_source("stooq")])
 
 IDX = "/api/global/us_indices/daily_prices/"
 VXP = "/data/us/futures/market_statistics/historical_data/VX/"
@@ -371,7 +372,7 @@ def test_a_404_source_is_named_others_are_fetched_and_the_exit_status_is_nonzero
 
 def test_env_mirror_base_and_success_exit_status(cdn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(PS.ENV_BASE, cdn.url)
-    rc = fetch_cli(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2"])
+    rc = fetch_cli(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2", "--spx-source", "stooq"])
     out = capsys.readouterr().out
     assert rc == 0 and "1 fetched" in out
     assert cdn.hits("/q/d/l/?s=^spx&i=d")
@@ -495,7 +496,7 @@ def test_check_data_errors_are_reported(cdn, tmp_path, monkeypatch):
         seen.append(Path(data_dir))
         return types.SimpleNamespace(ok=False, warnings=["vix_daily.csv: 3 OHLC rows inconsistent"], errors=[
             Err("vix_daily.csv", 2, "close is NaN"), Err("events/fomc_dates_2015_2026.csv", None, "file is missing"),
-            Err("vx_futures/VX_2008-03.csv", None, "contract file is missing"),
+            Err("vix_etps/vxx_close_adjusted.csv", None, "file not found"),
             Err("vx_futures/VX_2024-03.csv", None, "contract file is missing")])
 
     fake = types.ModuleType("adapters.data.panel")
@@ -505,7 +506,7 @@ def test_check_data_errors_are_reported(cdn, tmp_path, monkeypatch):
     assert seen == [tmp_path]
     assert report.check_ok is False
     assert report.check_errors == ["vix_daily.csv: close is NaN", "vx_futures/VX_2024-03.csv: contract file is missing"]
-    assert report.unprovided == ["events/fomc_dates_2015_2026.csv", "vx_futures/VX_2008-03.csv"]
+    assert report.unprovided == ["events/fomc_dates_2015_2026.csv", "vix_etps/vxx_close_adjusted.csv"]
     assert report.check_warnings[0].startswith("2 file(s) the data check expects are not provided")
     assert report.partial and report.ok                     # --only: check errors do not fail the fetch
     full = F.FetchReport(dest=tmp_path, check_ok=False, check_errors=["x"])
@@ -564,4 +565,8 @@ def test_base_url_overrides():
     jobs = VX_TEST.downloads(PS.DEFAULT_BASES["cboe_vx"], TODAY)
     assert [j.url.rsplit("/", 1)[1] for j in jobs] == ["VX_2024-02-14.csv", "VX_2024-03-20.csv", "VX_2024-04-17.csv"]
     assert [j.optional for j in jobs] == [False, False, True]
-    assert len(PS.CATALOGUE["vx"].months(date(2026, 11, 25))) == (2027 - 2013) * 12 + 8
+    assert len(PS.CATALOGUE["vx"].months(date(2026, 11, 25))) == (2027 - 2014) * 12 + 8
+    cfe = PS.CATALOGUE["vx_cfe"].downloads(PS.DEFAULT_BASES["cboe_cfe"], TODAY)
+    assert len(cfe) == (2014 - 2004) * 12 - 4 and cfe[0].url.endswith("/volume-and-price/CFE_K04_VX.csv")
+    assert [j.target for j in cfe if j.optional] == [f"vx_futures/VX_{m}.csv" for m in
+                                                      ("2004-12", "2005-04", "2005-07", "2005-09")]
