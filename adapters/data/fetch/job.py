@@ -67,6 +67,9 @@ def _library_fetch(job: Download, opt: JobOptions, res: FetchResult) -> tuple[by
 def run_job(job: Download, opt: JobOptions) -> FetchResult:
     target = opt.dest / job.target
     res = FetchResult(job.source, job.target, redact_url(job.url), "failed", notice=job.notice)
+    if opt.abort is not None and opt.abort.is_set():      # the network is down: do not try
+        res.status = "not_tried"
+        return res
     try:
         return _run_job_inner(job, target, opt, res)
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the others

@@ -114,6 +114,8 @@ def _run_jobs(jobs: list[Download], opt: JobOptions, report: FetchReport, bar: P
                     continue
                 res = fut.result()
                 report.results.append(res)
+                if res.status == "not_tried":
+                    continue
                 bar.update(res)
                 streak = [*streak, res] if res.unreachable else []
                 if len(streak) >= UNREACHABLE_STREAK and not report.stopped:

@@ -441,7 +441,7 @@ def test_a_close_only_spx_file_is_accepted_with_nan_opens(real_copy, tmp_path):
     assert before["spx_open"].isna().all() and before["spx_close"].notna().all()
     assert panel.daily.loc["2026-03-16", "spx_open"] > 0                  # the extension file has opens
     assert any("open is empty on every row" in n for n in panel.notes)
-    # one empty open among real ones is still an error
+    # a column that is only partly empty is still an error
     rows = p.read_text().splitlines()
     rows[-1] = rows[-1].split(",")[0] + ",1.0,,,6600.0,"
     p.write_text("\n".join(rows) + "\n")
