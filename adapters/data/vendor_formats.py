@@ -130,6 +130,19 @@ def _pick(header: list[str], row: list[str], cols: list[str]) -> list[str]:
     return out
 
 
+def _dated(header: list[str], data: list[list[str]], cols: list[str], what: str,
+           first_line: int = 2) -> list[tuple[str, list[str]]]:
+    """(ISO date, the other ``cols`` values) per data row; an unparseable date names its line."""
+    out = []
+    for n, row in enumerate(data, start=first_line):
+        vals = _pick(header, row, cols)
+        try:
+            out.append((iso_date(vals[0]), vals[1:]))
+        except NormalizeError as exc:
+            raise NormalizeError(f"{what} line {n}: {exc}") from None
+    return out
+
+
 def cboe_index_normalizer(value_cols: list[str]) -> Callable[[str, NormalizeContext], Normalized]:
     """Cboe ``*_History.csv``: ``DATE,<value_cols>`` with ``MM/DD/YYYY`` dates."""
     expected = ["DATE", *value_cols]
@@ -137,15 +150,8 @@ def cboe_index_normalizer(value_cols: list[str]) -> Callable[[str, NormalizeCont
     def normalize(text: str, ctx: NormalizeContext) -> Normalized:
         what = f"{ctx.source} ({ctx.url})"
         header, data = _table(text, expected, what=what)
-        records, notes = [], []
-        for n, row in enumerate(data, start=2):
-            vals = _pick(header, row, expected)
-            try:
-                d = iso_date(vals[0])
-            except NormalizeError as exc:
-                raise NormalizeError(f"{what} line {n}: {exc}") from None
-            records.append((d, [d, *vals[1:]]))
-        return _finish([c.lower() for c in expected], records, notes, what)
+        records = [(d, [d, *vals]) for d, vals in _dated(header, data, expected, what)]
+        return _finish([c.lower() for c in expected], records, [], what)
 
     return normalize
 
@@ -158,14 +164,7 @@ def fred_normalizer(series_id: str) -> Callable[[str, NormalizeContext], Normali
     def normalize(text: str, ctx: NormalizeContext) -> Normalized:
         what = f"{ctx.source} ({ctx.url})"
         header, data = _table(text, ["DATE", sid], what=what, aliases={"observation_date": "DATE"})
-        records = []
-        for n, row in enumerate(data, start=2):
-            d_raw, v = _pick(header, row, ["DATE", sid])
-            try:
-                d = iso_date(d_raw)
-            except NormalizeError as exc:
-                raise NormalizeError(f"{what} line {n}: {exc}") from None
-            records.append((d, [d, "" if v == "." else v]))
+        records = [(d, [d, "" if v == "." else v]) for d, (v,) in _dated(header, data, ["DATE", sid], what)]
         return _finish(["date", sid.lower()], records, [], what)
 
     return normalize
@@ -185,14 +184,8 @@ def stooq_normalizer(text: str, ctx: NormalizeContext) -> Normalized:
     what = f"{ctx.source} ({ctx.url})"
     cols = ["DATE", "OPEN", "HIGH", "LOW", "CLOSE", "VOLUME"]
     header, data = _table(text, cols[:5], what=what)
-    records, notes = [], []
-    for n, row in enumerate(data, start=2):
-        vals = _pick(header, row, cols)
-        try:
-            d = iso_date(vals[0])
-        except NormalizeError as exc:
-            raise NormalizeError(f"{what} line {n}: {exc}") from None
-        records.append((d, [d, *vals[1:]]))
+    records = [(d, [d, *vals]) for d, vals in _dated(header, data, cols, what)]
+    notes: list[str] = []
     if "VOLUME" not in header:
         notes.append("no Volume column in the source; volume left empty")
     if records and ctx.now is not None:
@@ -274,13 +267,7 @@ def vx_normalizer(text: str, ctx: NormalizeContext, *, tag: str = VX_SOURCE_TAG,
             f"expected columns {','.join(c.title() for c in _VX_RAW)})"
         )
     header, data = _table("\n".join(lines[start:]), _VX_RAW, what=what)
-    parsed = []
-    for n, row in enumerate(data, start=start + 2):
-        vals = _pick(header, row, _VX_RAW)
-        try:
-            parsed.append((iso_date(vals[0]), vals[1:]))
-        except NormalizeError as exc:
-            raise NormalizeError(f"{what} line {n}: {exc}") from None
+    parsed = _dated(header, data, _VX_RAW, what, first_line=start + 2)
     notes: list[str] = []
     exp = ctx.expiry.isoformat()
     if expiry_from_last_row and parsed:
