@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from adapters.data.public_sources import Source
+
+class _Source(Protocol):
+    """What a base URL depends on: a catalogue entry's name and group (adapters.data.public_sources.Source)."""
+
+    name: str
+    group: str
 
 #: Default base URL of each host group. A URL template is ``{base}`` plus a fixed suffix.
 DEFAULT_BASES: dict[str, str] = {
@@ -60,7 +64,7 @@ def _split_pairs(item: str) -> list[str]:
     return [item] if item.strip() else []
 
 
-def resolve_base(source: Source, overrides: Mapping[str, str] | None = None,
+def resolve_base(source: _Source, overrides: Mapping[str, str] | None = None,
                  env: Mapping[str, str] | None = None) -> str:
     """Base URL for ``source``: explicit override by source name, then by group, then a
     ``*`` mirror root, then ``$ALVH_FETCH_BASE``, then the public default."""
