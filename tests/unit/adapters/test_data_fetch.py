@@ -670,7 +670,7 @@ def test_an_unreachable_network_stops_after_three_failures_with_one_sentence(tmp
     report = F.fetch_all(tmp_path, sources=["vix", "vix9d", "vix3m", "vix6m", "vvix", "skew", "dtb3", "dff",
                                             VX_TEST], base_overrides={"*": dead}, progress=False, backoff=0.2,
                          workers=2, now=NOW)
-    assert time.monotonic() - t0 < 3.0
+    assert time.monotonic() - t0 < 60.0   # a hang guard only: the stop itself is asserted by the counts below
     assert report.stopped.startswith("stopped after 3 downloads in a row could not reach 127.0.0.1 (")
     assert "--base-url-override" in report.stopped and not report.ok
     assert len(report.failed) <= 3 + 2 and all(r.unreachable for r in report.failed)
