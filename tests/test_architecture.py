@@ -147,7 +147,7 @@ def test_the_house_rules_hold():
 
 
 @pytest.mark.parametrize("planted, expected", [
-    ("engine/_planted.py", "engine._planted (engine) imports strategies.wiring"),
+    ("engine/_planted.py", "engine._planted (engine) imports config.wiring"),
     ("strategies/_planted.py", "strategies._planted (a strategy) imports adapters.sim.backtest"),
     ("adapters/ib/_planted.py", "adapters.ib._planted (the IB adapter) imports adapters.live.state (the daemon)"),
     ("analysis/_planted.py", "import cycle: analysis._planted <-> analysis._planted_twin"),
@@ -160,7 +160,7 @@ def test_each_rule_catches_a_planted_violation(tmp_path, planted, expected):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / planted
     body = {
-        "engine/_planted.py": "from strategies.wiring import build_kernel\n",
+        "engine/_planted.py": "from config.wiring import build_kernel\n",
         "strategies/_planted.py": "def f():\n    from adapters.sim.backtest import run_backtest\n",
         "adapters/ib/_planted.py": "from adapters.live.state import StateStore\n",
         "analysis/_planted.py": "from analysis import _planted_twin\n",
