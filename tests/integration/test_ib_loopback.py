@@ -46,7 +46,8 @@ from adapters.faketws import (
     vx_expiry,
     wire,
 )
-from adapters.faketws.book import LegRecord, allocate_leg_prices
+from adapters.faketws.fills import allocate_leg_prices
+from adapters.faketws.orders import LegRecord
 
 HOST = "127.0.0.1"
 NOW = dt.datetime(2024, 1, 10, 15, 0, tzinfo=dt.UTC)  # Wed 10:00 ET
@@ -735,7 +736,7 @@ def test_black_scholes_and_calendar():
 
 
 def test_leg_price_allocation_sums_to_combo_price():
-    from adapters.faketws.book import ContractSpec
+    from adapters.faketws.contracts import ContractSpec
 
     legs = [LegRecord(ContractSpec(i, "SPX", "OPT", multiplier="100"), 1, a)
             for i, a in enumerate(["BUY", "SELL", "SELL", "BUY"], start=1)]
