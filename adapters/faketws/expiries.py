@@ -20,10 +20,10 @@ def add_months(year: int, month: int, n: int) -> tuple[int, int]:
 
 
 def vx_expiry(year: int, month: int) -> dt.date:
-    """VX future / VIX option settlement: the Wednesday 30 days before the next month's
-    SPX monthly expiry (holiday adjustments ignored)."""
-    ny, nm = add_months(year, month, 1)
-    return third_friday(ny, nm) - dt.timedelta(days=30)
+    """VX future / VIX option settlement: the Wednesday 30 days before the next month's 3rd Friday,
+    moved to the trading day before when that Wednesday or Friday is an exchange holiday (the dates
+    the product trades; supported 1990..2030)."""
+    return engine_calendar.vix_expiry(year, month).date()
 
 
 def parse_yyyymmdd(s: str) -> dt.date | None:

@@ -733,6 +733,7 @@ def test_black_scholes_and_calendar():
     assert third_friday(2024, 1) == dt.date(2024, 1, 19)
     assert vx_expiry(2024, 1) == dt.date(2024, 1, 17)
     assert vx_expiry(2024, 2) == dt.date(2024, 2, 14)
+    assert vx_expiry(2024, 6) == dt.date(2024, 6, 18)  # Wednesday 19 June was a holiday (Juneteenth)
 
 
 def test_leg_price_allocation_sums_to_combo_price():
