@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .clock import ET, UTC
 from .contracts import BAG_CONID, ContractSpec, ContractUniverse
 from .fills import allocate_leg_prices
+from .ids import exec_id_stem, unique_id
 from .orders import ExecutionRecord, OrderRecord
 from .quotes import Quote, combo_quote
 
@@ -55,22 +56,15 @@ class Book:
         self.orders: dict[tuple[int, int], OrderRecord] = {}
         self.executions: list[ExecutionRecord] = []
         self.positions: dict[int, PositionRecord] = {}
-        self._perm_seq = 1_870_000_000
-        self._exec_seq = 0
-        self._exec_prefix = f"{int(self.clock().timestamp()) & 0xFFFFFFF:08x}"
 
     # ------------------------------------------------------------ ids
-    def next_perm_id(self) -> int:
-        self._perm_seq += 1
-        return self._perm_seq
+    @staticmethod
+    def next_perm_id() -> int:
+        return unique_id()
 
     def next_valid_id(self, client_id: int | None) -> int:
         """1 + the highest order id this client has used."""
         return max([oid for (cid, oid) in self.orders if cid == client_id] + [0]) + 1
-
-    def _next_exec_base(self) -> str:
-        self._exec_seq += 1
-        return f"0000e0d5.{self._exec_prefix}{self._exec_seq:04x}"
 
     # ------------------------------------------------------------ orders
     def add(self, order: OrderRecord) -> None:
@@ -116,7 +110,7 @@ class Book:
         if qty <= 0:
             return []
         now = self.clock()
-        base = self._next_exec_base()
+        base = exec_id_stem()
         prev_filled = order.filled
         order.filled = prev_filled + qty
         order.avg_fill_price = (order.avg_fill_price * prev_filled + price * qty) / order.filled

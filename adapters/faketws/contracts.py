@@ -145,6 +145,11 @@ class ContractUniverse:
         self._registry[spec.con_id] = spec
         return spec
 
+    def adopt(self, spec: ContractSpec) -> ContractSpec:
+        """A spec from another server instance (conIds are the same everywhere): this universe's
+        own object for that conId, registering the spec if it is new here."""
+        return self._register(spec)
+
     def get(self, con_id: int) -> ContractSpec | None:
         return self._registry.get(int(con_id or 0))
 

@@ -27,9 +27,10 @@ import asyncio
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from typing import Self
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Self
 
+from . import seeding
 from .account_reports import AccountReports
 from .book import Book, default_commission
 from .clock import ServerClock
@@ -45,6 +46,7 @@ from .order_reports import OrderReports
 from .orders import ExecutionRecord, OrderRecord
 from .outbox import Outbox
 from .quotes import DefaultQuoteProvider, Quote, SpecQuotes
+from .seeding import OrderSeed, PositionSeed
 from .sessions import Sessions
 from .settings import SUPPORTED_VERSIONS, Settings
 from .transcript import Msg, Transcript
@@ -89,6 +91,8 @@ class FakeTWS:
         timezone: TWS time zone used in execution times and the handshake.
         chain_exchanges: exchanges listed by reqSecDefOptParams (one row per class each).
         etps: ``{symbol: (primaryExchange, longName, price)}`` (default VIXY, VIXM, VXX).
+        positions: the account's positions at start (see ``seed_positions``).
+        open_orders: working orders at start (see ``seed_orders``).
     """
 
     account = _setting("account")
@@ -133,6 +137,8 @@ class FakeTWS:
         timezone: str = "US/Eastern",
         chain_exchanges: Iterable[str] = ("SMART",),
         etps: dict | None = None,
+        positions: Iterable[PositionSeed] | Mapping[Any, float] | None = None,
+        open_orders: Iterable[OrderSeed] | None = None,
     ):
         self.settings = Settings(
             account=account, server_version=server_version, no_quote_error=no_quote_error,
@@ -163,6 +169,10 @@ class FakeTWS:
         self.transport = Transport(host, port, s, clock, sessions, outbox, self.decoder.dispatch)
         self.faults = Faults(sessions, outbox, self.handshake, self.transport, self.orders, book)
         self._thread: threading.Thread | None = None
+        if positions:
+            self.seed_positions(positions)
+        if open_orders:
+            self.seed_orders(open_orders)
 
     # ================================================================ parts read as attributes
     @property
@@ -331,6 +341,25 @@ class FakeTWS:
     def set_fill_policy(self, policy: FillPolicy, order_ref: str | None = None) -> None:
         """Default policy for new orders, or the policy for one orderRef."""
         self.orders.set_fill_policy(policy, order_ref)
+
+    @on_server_loop
+    def seed_positions(self, positions: Iterable[PositionSeed] | Mapping[Any, float]) -> None:
+        """Set positions, as a real account holds them when a client (re)connects. Each item is a
+        ``PositionRecord`` (e.g. from another instance's ``book.positions.values()``), ``(contract,
+        qty)`` or ``(contract, qty, avg_cost)``; a mapping is ``{contract: qty}``. A contract is a
+        ``ContractSpec``, a dict of contract fields (ib_async names, must match one contract) or a
+        known conId. ``avg_cost`` defaults to the current mid x multiplier. Clients already
+        connected are not told (seed before they connect)."""
+        seeding.seed_positions(self.book, positions)
+
+    @on_server_loop
+    def seed_orders(self, orders: Iterable[OrderSeed]) -> list[OrderRecord]:
+        """Book working orders left by an earlier run, without running the fill policy: an
+        ``OrderRecord`` from another instance (keeps its clientId, orderId and permId), or a dict
+        ``{contract= | legs=[(contract, ratio, action)], action, quantity, limit=None, client_id=0,
+        order_id=None, order_ref="", tif="DAY", perm_id=None}``. reqOpenOrders / reqAllOpenOrders
+        report them and nextValidId steps past their ids."""
+        return seeding.seed_orders(self.book, orders)
 
     # ================================================================ fault injection
     @on_server_loop
