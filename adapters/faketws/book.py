@@ -45,6 +45,7 @@ class Book:
         cash: float = 1_000_000.0,
         commission_fn: Callable[[ContractSpec, float, float], float] = default_commission,
         clock: Callable[[], dt.datetime] | None = None,
+        tz: dt.tzinfo = ET,
     ):
         self.universe = universe
         self.quote_fn = quote_fn
@@ -56,6 +57,9 @@ class Book:
         self.orders: dict[tuple[int, int], OrderRecord] = {}
         self.executions: list[ExecutionRecord] = []
         self.positions: dict[int, PositionRecord] = {}
+        self.tz = tz  # the TWS zone, whose midnight starts a trading day
+        self._max_order_ids: dict[int, int] = {}  # per clientId: survives the orders forgotten overnight
+        self._day_start: dt.datetime | None = None
 
     # ------------------------------------------------------------ ids
     @staticmethod
@@ -64,11 +68,40 @@ class Book:
 
     def next_valid_id(self, client_id: int | None) -> int:
         """1 + the highest order id this client has used."""
-        return max([oid for (cid, oid) in self.orders if cid == client_id] + [0]) + 1
+        return self._max_order_ids.get(client_id, 0) + 1  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ the trading day
+    def day_start(self) -> dt.datetime:
+        """Today's midnight in the TWS zone."""
+        return self.clock().astimezone(self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def roll_day(self) -> None:
+        """At the first call of a new day (TWS zone), forget what TWS no longer reports: executions
+        and finished orders from before midnight, closed positions, and expired contracts that nothing
+        holds. Cheap on other calls. This keeps the account's memory flat however many days and
+        sessions a server lives through."""
+        start = self.day_start()
+        if start == self._day_start:
+            return
+        self._day_start = start
+        self.executions = [e for e in self.executions if e.time >= start]
+        for key, rec in list(self.orders.items()):
+            if rec.is_done and (rec.done_at or rec.created or start) < start:
+                del self.orders[key]
+        for con_id in [c for c, p in self.positions.items() if p.qty == 0]:
+            del self.positions[con_id]
+        held = set(self.positions)
+        for rec in self.orders.values():
+            held.update(leg.spec.con_id for leg in rec.legs)
+            if rec.spec is not None:
+                held.add(rec.spec.con_id)
+        self.universe.forget_expired(start.date(), keep=held)
 
     # ------------------------------------------------------------ orders
     def add(self, order: OrderRecord) -> None:
         self.orders[(order.client_id, order.order_id)] = order
+        cid = order.client_id
+        self._max_order_ids[cid] = max(self._max_order_ids.get(cid, 0), order.order_id)
 
     def find(self, order_id: int | None = None, client_id: int | None = None, order_ref: str | None = None,
              perm_id: int | None = None) -> OrderRecord:
@@ -109,6 +142,7 @@ class Book:
         qty = min(float(qty), order.remaining)
         if qty <= 0:
             return []
+        self.roll_day()
         now = self.clock()
         base = exec_id_stem()
         prev_filled = order.filled
@@ -118,6 +152,7 @@ class Book:
         order.status = "Filled" if order.remaining <= 1e-9 else "Submitted"
         if order.status == "Filled":
             order.completed_time = now.astimezone(ET).strftime("%Y%m%d %H:%M:%S America/New_York")
+            order.done_at = now
             order.completed_status = f"Filled Size: {order.filled:g}"
         execs: list[ExecutionRecord] = []
         side_sign = order.signed_side

@@ -150,6 +150,17 @@ class ContractUniverse:
         own object for that conId, registering the spec if it is new here."""
         return self._register(spec)
 
+    def forget_expired(self, today: dt.date, keep: set[int]) -> int:
+        """Drop specs that expired before ``today`` unless their conId is in ``keep`` (held or in a
+        working order); they are rebuilt on demand with the same conId. Returns how many."""
+        gone = [c for c, s in self._registry.items() if s.expiry is not None and s.expiry < today and c not in keep]
+        for c in gone:
+            del self._registry[c]
+        return len(gone)
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
     def get(self, con_id: int) -> ContractSpec | None:
         return self._registry.get(int(con_id or 0))
 

@@ -41,6 +41,7 @@ class Handshake:
             conn.close_after_flush()  # like TWS: the error, then the socket closes
             return
         conn.ready = True
+        self.book.roll_day()
         self.outbox.send(conn, [OUT.NEXT_VALID_ID, 1, self.book.next_valid_id(client_id)])
         self.managed_accounts(conn)
         if self.settings.farm_notices:

@@ -187,6 +187,7 @@ class OrderEntry:
             rec.status = "Cancelled"
             rec.completed_status = f"Rejected: {decision.message}"
             rec.completed_time = self.clock.tws_time()
+            rec.done_at = self.clock.now()
             self.book.add(rec)
             for conn in self._order_conns(rec):
                 self.outbox.error(conn, rec.order_id, decision.code, decision.message, decision.advanced_json)
@@ -244,6 +245,7 @@ class OrderEntry:
     def cancel(self, rec: OrderRecord, code: int = 202, reason: str = "") -> None:
         rec.status = "Cancelled"
         rec.completed_time = self.clock.tws_time()
+        rec.done_at = self.clock.now()
         rec.completed_status = "Cancelled by Trader" if code == 202 else reason
         for conn in self._order_conns(rec):
             self.outbox.error(conn, rec.order_id, code, f"Order Canceled - reason:{reason}")

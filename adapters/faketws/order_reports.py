@@ -108,6 +108,7 @@ class OrderReports:
         self.outbox.send(conn, [OUT.OPEN_ORDER_END, 1])
 
     def req_completed_orders(self, conn: Session, r: FieldReader) -> None:
+        self.book.roll_day()  # TWS reports the orders finished today
         for rec in self.book.completed_orders():
             self.outbox.send(conn, completed_order_fields(rec, conn.version))
         self.outbox.send(conn, [OUT.COMPLETED_ORDERS_END])
@@ -116,6 +117,7 @@ class OrderReports:
         r.int()  # version
         req_id = r.int()
         flt = ExecutionFilter.read(r, self.clock.tz)
+        self.book.roll_day()  # TWS reports only today's executions (since midnight, TWS zone)
         sees_all = self.settings.sees_all_orders(conn.client_id)
         for ex in self.book.executions:
             if (sees_all or ex.order.client_id == conn.client_id) and flt.matches(ex):

@@ -63,6 +63,7 @@ class OrderRecord:
     why_held: str = ""
     created: dt.datetime | None = None
     completed_time: str = ""
+    done_at: dt.datetime | None = None  # when it was filled, cancelled or rejected
     completed_status: str = ""
     policy_state: dict = field(default_factory=dict)
     executions: list = field(default_factory=list)

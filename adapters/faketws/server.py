@@ -93,6 +93,7 @@ class FakeTWS:
         etps: ``{symbol: (primaryExchange, longName, price)}`` (default VIXY, VIXM, VXX).
         positions: the account's positions at start (see ``seed_positions``).
         open_orders: working orders at start (see ``seed_orders``).
+        transcript_limit: the transcript keeps the last this many messages (None: all of them).
     """
 
     account = _setting("account")
@@ -139,6 +140,7 @@ class FakeTWS:
         etps: dict | None = None,
         positions: Iterable[PositionSeed] | Mapping[Any, float] | None = None,
         open_orders: Iterable[OrderSeed] | None = None,
+        transcript_limit: int | None = 50_000,
     ):
         self.settings = Settings(
             account=account, server_version=server_version, no_quote_error=no_quote_error,
@@ -151,8 +153,8 @@ class FakeTWS:
         self.universe = ContractUniverse(self.clock.now, etps=etps, spx_level=spx)
         self.quotes = SpecQuotes(quote_provider or DefaultQuoteProvider(spx=spx, vix=vix, vol=vol, clock=self.clock.now))
         self.book = Book(self.universe, self.quotes, account=account, cash=cash, commission_fn=commission_fn,
-                         clock=self.clock.now)
-        self.transcript = Transcript()
+                         clock=self.clock.now, tz=self.clock.tz)
+        self.transcript = Transcript(transcript_limit)
         self.sessions = Sessions()
         self.outbox = Outbox(self.transcript, lambda: self.transport.loop)
         s, clock, book, sessions, outbox = self.settings, self.clock, self.book, self.sessions, self.outbox
@@ -283,6 +285,13 @@ class FakeTWS:
     def sent(self, msg_type: int | str | None = None, client_id: int | None = None) -> list[Msg]:
         """Transcript entries the server sent (optionally of one type / client)."""
         return self.transcript.sent(msg_type, client_id)
+
+    def retained_sizes(self) -> dict[str, int]:
+        """How much the server holds, by structure: for soak checks that memory stays flat."""
+        return {"orders": len(self.book.orders), "executions": len(self.book.executions),
+                "positions": len(self.book.positions), "contracts": len(self.universe),
+                "transcript": len(self.transcript), "sessions": len(self.sessions),
+                "connection_tasks": self.transport.open_tasks}
 
     # ================================================================ market
     @on_server_loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,10 +33,11 @@ class Msg:
 
 
 class Transcript:
-    """Iterates, indexes and counts like the list of ``Msg`` it holds."""
+    """The last ``limit`` messages (all with None); iterates, indexes and counts like a list. The limit
+    keeps a server that lives through many sessions, or streams all day, from growing without end."""
 
-    def __init__(self) -> None:
-        self._items: list[Msg] = []
+    def __init__(self, limit: int | None = None) -> None:
+        self._items: deque[Msg] = deque(maxlen=limit)
 
     def record(self, direction: str, conn_id: int, client_id: int | None, msg_id: int, fields: list,
                name: str | None = None) -> None:

@@ -100,6 +100,10 @@ class Transport:
         self._reopen_handle = self.loop.call_later(seconds, reopen)
 
     @property
+    def open_tasks(self) -> int:
+        return len(self._handler_tasks)
+
+    @property
     def is_listening(self) -> bool:
         return self._server is not None and time.monotonic() >= self.resetting_until
 

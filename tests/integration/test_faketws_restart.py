@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+import os
 
 import pytest
 
 pytest.importorskip("ib_async")
 
-from ib_async import IB, LimitOrder, MarketOrder, Stock
+from ib_async import IB, LimitOrder, MarketOrder, Option, Stock
 from loopback_client import (  # noqa: F401 - no_decode_errors is an autouse fixture
     HOST,
     NOW,
@@ -23,6 +25,7 @@ from loopback_client import (  # noqa: F401 - no_decode_errors is an autouse fix
 )
 
 from adapters.faketws import FakeTWS, NeverFill
+from adapters.faketws.clock import ET
 
 
 async def connect(srv: FakeTWS, client_id: int = 1) -> IB:
@@ -146,3 +149,102 @@ def test_seeded_order_from_fields_and_the_daemons_old_seeding_call():
         assert held == [("FUT", 2), ("OPT", -1), ("STK", 50)]
 
     run(main())
+
+
+# ------------------------------------------------------------------ what a reconnect reports
+def at_10am(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(10), tzinfo=ET)
+
+
+def test_next_day_reconnect_reports_open_orders_and_only_todays_executions():
+    """Like TWS: on reconnect the working orders come back, but executions (startup and explicit
+    reqExecutions) and completed orders only from today (since midnight, TWS zone)."""
+
+    async def main():
+        day1, day2 = dt.date(2024, 1, 10), dt.date(2024, 1, 11)
+        async with FakeTWS(now=at_10am(day1)) as srv:
+            ib = await connect(srv)
+            [vixy] = await ib.qualifyContractsAsync(Stock("VIXY", "SMART", "USD"))
+            done = ib.placeOrder(vixy, MarketOrder("BUY", 10, orderRef="day1-done"))
+            await until(done.isDone, what="day-1 fill")
+            srv.set_fill_policy(NeverFill())
+            gtc = ib.placeOrder(vixy, LimitOrder("BUY", 5, 13.0, orderRef="overnight", tif="GTC"))
+            await until(lambda: gtc.orderStatus.status == "Submitted", what="working order")
+            srv.fill(order_ref="overnight", qty=1)  # partly filled on day 1
+            await until(lambda: gtc.orderStatus.filled == 1, what="day-1 partial")
+            day1_execs = {f.execution.execId for f in ib.fills()}
+            assert len(day1_execs) == 2
+            ib.disconnect()
+
+            srv.set_time(at_10am(day2))
+            [today] = srv.fill(order_ref="overnight", qty=1)  # while nobody is connected
+            ib = await connect(srv)
+            # startup reqExecutions brought only today's execution
+            assert [f.execution.execId for f in ib.fills()] == [today.exec_id]
+            explicit = await asyncio.wait_for(ib.reqExecutionsAsync(), 2)
+            assert [f.execution.execId for f in explicit] == [today.exec_id]
+            [open_trade] = ib.openTrades()
+            assert open_trade.order.orderRef == "overnight" and open_trade.orderStatus.filled == 2
+            assert await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), 2) == []  # day 1's fill is history
+            assert {p.contract.symbol: p.position for p in ib.positions()} == {"VIXY": 12}
+            assert ib.client.getReqId() > gtc.order.orderId  # order ids keep counting across days
+            # a same-day reconnect still reports today's execution
+            ib.disconnect()
+            ib = await connect(srv)
+            assert [f.execution.execId for f in ib.fills()] == [today.exec_id]
+            ib.disconnect()
+        assert day1_execs.isdisjoint({today.exec_id})
+
+    run(main())
+
+
+# ------------------------------------------------------------------ memory
+def trading_days(start: dt.date, n: int) -> list[dt.date]:
+    out, d = [], start
+    while len(out) < n:
+        if d.weekday() < 5:
+            out.append(d)
+        d += dt.timedelta(days=1)
+    return out
+
+
+SOAK_SESSIONS = int(os.environ.get("FAKETWS_SOAK_SESSIONS", "40"))  # 250 for the long soak (about 10 s)
+
+
+def test_many_sessions_over_many_days_keep_the_server_flat():
+    """One session a day: connect, round-trip an option expiring tomorrow and some VIXY, read the
+    executions, disconnect. Whatever a day adds is gone the next day, so after the first days every
+    retained structure stays the same size (and the transcript at its limit)."""
+    days = trading_days(dt.date(2024, 1, 10), SOAK_SESSIONS + 1)
+    limit = 2_000
+
+    async def one_day(srv: FakeTWS, day: dt.date, expiry: dt.date) -> None:
+        srv.set_time(at_10am(day))
+        ib = await connect(srv)
+        try:
+            assert ib.fills() == [] and ib.positions() == []  # yesterday is not replayed
+            opt = Option("SPX", f"{expiry:%Y%m%d}", 5000, "C", "SMART", tradingClass="SPXW")
+            [opt, vixy] = await ib.qualifyContractsAsync(opt, Stock("VIXY", "SMART", "USD"))
+            for action in ("BUY", "SELL"):
+                pair = [ib.placeOrder(opt, MarketOrder(action, 1)), ib.placeOrder(vixy, MarketOrder(action, 10))]
+                await until(lambda pair=pair: all(t.isDone() for t in pair), what=f"{action} fills on {day}")
+            fills = await asyncio.wait_for(ib.reqExecutionsAsync(), 2)
+            assert len(fills) == 4 and {f.time.astimezone(ET).date() for f in fills} == {day}
+        finally:
+            ib.disconnect()
+        await until(lambda: not srv.retained_sizes()["sessions"], what="server sees the disconnect")
+
+    async def main():
+        sizes = []
+        async with FakeTWS(now=at_10am(days[0]), tick_interval=0, transcript_limit=limit) as srv:
+            for day, expiry in itertools.pairwise(days):
+                await one_day(srv, day, expiry)
+                sizes.append(srv.retained_sizes())
+        return sizes
+
+    sizes = run(main(), timeout=30 + SOAK_SESSIONS)
+    assert all(s["transcript"] <= limit for s in sizes)
+    flat = [{k: v for k, v in s.items() if k != "transcript"} for s in sizes]
+    assert flat[2] == {"orders": 4, "executions": 4, "positions": 2, "contracts": 7, "sessions": 0,
+                       "connection_tasks": 0}, flat[2]
+    assert all(s == flat[2] for s in flat[2:]), [s for s in flat if s != flat[2]]
