@@ -82,7 +82,7 @@ class IBBroker:
         self._tasks: set[asyncio.Task] = set()
         self.sent_orders = 0
         self.fills = Fills(self)
-        self.reconciler = Reconciler(self)
+        self.reconciler = Reconciler(self, self.fills)
         ib = self.ib
         ib.orderStatusEvent += self._on_trade_status
         ib.execDetailsEvent += self.fills.on_exec_details

@@ -15,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from adapters.ib.errors import ErrorKind, classify
+from adapters.ib.orders import BrokerView
 from engine.crashpoints import crashpoint
 from engine.events import Event, FillEvent, LegFill, OrderState
 from engine.ports import ExecutionRow, IntentRow, execution_owner
-
-if TYPE_CHECKING:  # the broker owns its fill book; typing only
-    from adapters.ib.broker import IBBroker
 
 log = structlog.get_logger("alvh.ib")
 
@@ -40,7 +38,7 @@ def exec_ts(execution: Any) -> str:
 
 
 class Fills:
-    def __init__(self, broker: IBBroker) -> None:
+    def __init__(self, broker: BrokerView) -> None:
         self.b = broker
         self._consumed: dict[str, list[tuple[str, str]]] = {}   # fill id -> (exec_id, owner) it consumes
         self._timers: dict[str, asyncio.TimerHandle] = {}

@@ -9,14 +9,21 @@ strategy's limit.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import StrictBool
 
-from adapters.ib.marketdata import LegQuote
+from adapters.ib.connection import Connection
+from adapters.ib.contracts import ContractResolver
+from adapters.ib.marketdata import LegQuote, MarketData
 from config.daemon import OrderParams
+from engine.events import Event, OrderState, OrderStatusEvent
+from engine.execution import ExecutionSimulator
 from engine.orders import OrderRequest
+from engine.ports import OrderJournal
 from engine.ticks import ceil_tick, floor_tick, instrument_tick
 
 TERMINAL_IB = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
@@ -96,3 +103,35 @@ class LiveOrder:
     @property
     def order_id(self) -> int:
         return int(self.trade.order.orderId or 0) if self.trade is not None else 0
+
+
+class BrokerView(Protocol):
+    """What the broker's fill book (executions.py) and reconciler (reconcile.py) use of the broker."""
+
+    conn: Connection
+    ib: Any
+    journal: OrderJournal
+    resolver: ContractResolver
+    md: MarketData
+    p: OrderParams
+    execution: ExecutionSimulator
+    listening: bool
+    ready: bool
+    order_errors: dict[int, tuple[int, str]]
+    emit: Callable[[list[Event]], None]
+
+    def now(self) -> dt.datetime: ...
+    def live(self, intent_id: str) -> LiveOrder | None: ...
+    def track(self, order: OrderRequest) -> LiveOrder: ...
+    def mark_final(self, live: LiveOrder) -> None: ...
+    def status_event(self, order: OrderRequest, state: OrderState, filled: int,
+                     reason: str = "") -> OrderStatusEvent: ...
+    def stopped(self, live: LiveOrder) -> str | None: ...
+    def own(self, live: LiveOrder) -> bool: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task: ...
+    def set_positions(self, positions: dict[str, int]) -> None: ...
+    def is_queued(self, intent_id: str) -> bool: ...
+    def requeue(self, intent_id: str) -> None: ...
+    def finish_unsent(self, live: LiveOrder, reason: str) -> None: ...
+    async def cancel_at_ib(self, intent: str, reason: str) -> None: ...
+    async def work(self, intent: str) -> None: ...

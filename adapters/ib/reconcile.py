@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from adapters.ib.connection import bounded
 from adapters.ib.errors import ACKED_STATUSES
-from adapters.ib.orders import TERMINAL_IB, LiveOrder, price_path
+from adapters.ib.executions import Fills
+from adapters.ib.orders import TERMINAL_IB, BrokerView, LiveOrder, price_path
 from engine.crashpoints import crashpoint
 from engine.events import OrderState
 from engine.ports import IntentRow
-
-if TYPE_CHECKING:  # the broker owns its reconciler; typing only
-    from adapters.ib.broker import IBBroker
 
 log = structlog.get_logger("alvh.ib")
 
@@ -34,8 +32,9 @@ EXECUTIONS_MARGIN = dt.timedelta(minutes=5)
 
 
 class Reconciler:
-    def __init__(self, broker: IBBroker) -> None:
+    def __init__(self, broker: BrokerView, fills: Fills) -> None:
         self.b = broker
+        self.fills = fills
 
     async def run(self, *, today: dt.date, allow_resend: bool = True) -> dict:
         """Resolve every journaled intent that is not final. Trading resumes (ready=True) only after this."""
@@ -76,7 +75,7 @@ class Reconciler:
             acct = getattr(f.execution, "acctNumber", "") or ""
             if conn.account and acct and acct != conn.account:
                 continue
-            if b.fills.record(f.contract, f.execution, f.commissionReport):
+            if self.fills.record(f.contract, f.execution, f.commissionReport):
                 new_execs += 1
         crashpoint("reconcile_mid")
         open_by_ref = {tr.order.orderRef: tr for tr in open_trades if tr.order.orderRef}
@@ -93,14 +92,14 @@ class Reconciler:
                           allow_resend, report)
         # fills first (every execution we now hold), then final states
         for intent in journal.intents_with_unconsumed_executions():
-            b.fills.aggregate(intent, force=True)
+            self.fills.aggregate(intent, force=True)
         for intent in report["filled"] + report["cancelled"]:
             live = b.live(intent)
             if live is not None and live.ib_status == "Filled" and journal.filled_units(intent) < live.order.quantity:
                 log.error("fills_missing", intent=intent, filled=journal.filled_units(intent),
                           quantity=live.order.quantity)
                 live.ib_status = "Cancelled"
-            b.fills.finalize(intent)
+            self.fills.finalize(intent)
         for intent in report["abandoned"]:
             row = journal.intent(intent)
             live = b.live(intent)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.live.errors import AccountRefused
 
 log = structlog.get_logger("alvh.daemon")

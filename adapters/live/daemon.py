@@ -1,6 +1,6 @@
 """The alvh daemon: the replay engine's Kernel and strategies, unchanged, trading an IB paper account.
 
-Wiring: EventBus + Kernel + the configured strategies (strategies.wiring.build_kernel, the same objects
+Wiring: EventBus + Kernel + the configured strategies (config.wiring.build_kernel, the same objects
 replay runs, with the same [risk] limits) + IBBroker (the kernel's broker) + the SQLite state store (the
 broker's order journal). Events reach the engine through one Pump: publish, run the bus and persist in one
 store transaction.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import structlog
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.ib.broker import IBBroker
 from adapters.ib.connection import Connection, IBTimeout
 from adapters.ib.contracts import ContractResolver
@@ -45,13 +45,13 @@ from adapters.live.errors import AccountRefused, DaemonError, StateError
 from adapters.live.jobs import Jobs
 from adapters.live.killswitch import KillSwitch
 from adapters.live.pump import Pump
-from adapters.live.scheduler import SessionScheduler, in_reset_window, plan_session
+from adapters.live.scheduler import ReplayClock, SessionScheduler, in_reset_window, plan_session
 from adapters.live.state import StateStore
 from config.daemon import DaemonParams, ScheduleParams
+from config.wiring import build_kernel, build_strategies
 from engine.clock import ET, WallClock
 from engine.events import OrderState, OrderStatusEvent
 from engine.strategy import Strategy
-from strategies.wiring import build_kernel, build_strategies
 
 log = structlog.get_logger("alvh.daemon")
 
@@ -384,15 +384,13 @@ class Daemon:
 
     async def run_day(self, day: dt.date, params: ScheduleParams | None = None) -> int:
         """Run one session's plan on the (replay) clock: jump, or run at `speed`, from job to job."""
-        from adapters.live.paper_replay import ReplayClock
-
         try:
             if not await self._start():
                 return self.exit_code
             for job in plan_session(day, params or self.p.schedule):
                 if self.stopping.is_set():
                     break
-                await self._advance_to(job.at, ReplayClock)
+                await self._advance_to(job.at)
                 await self.run_job(job)
                 await self.heartbeat()
                 # the replay clock does not move while orders work: let them finish (fill, walk, time out)
@@ -402,9 +400,9 @@ class Daemon:
             await self.shutdown()
         return self.exit_code
 
-    async def _advance_to(self, t: dt.datetime, replay_clock: type) -> None:
+    async def _advance_to(self, t: dt.datetime) -> None:
         clock = self.clock
-        if not isinstance(clock, replay_clock):
+        if not isinstance(clock, ReplayClock):
             while clock.now() < t and not self.stopping.is_set():
                 await asyncio.sleep(min(1.0, (t - clock.now()).total_seconds()))
             return

@@ -13,23 +13,21 @@ midnight. So at most one decision per window, and never a decision on a phase th
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.live.scheduler import Job, job_window
+from adapters.live.view import DaemonView
 from engine.crashpoints import crashpoint
 from engine.events import MarketSnapshot, Phase
-
-if TYPE_CHECKING:  # the daemon owns its jobs; typing only
-    from adapters.live.daemon import Daemon
 
 log = structlog.get_logger("alvh.daemon")
 
 
 class Jobs:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonView) -> None:
         self.d = daemon
         self.deferred: dict[str, Job] = {}
         self.ran: list[str] = []

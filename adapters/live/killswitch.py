@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import TYPE_CHECKING
 
 import structlog
 
 from adapters.live.scheduler import in_reset_window
-
-if TYPE_CHECKING:  # the daemon owns its kill switch; typing only
-    from adapters.live.daemon import Daemon
+from adapters.live.view import DaemonView
 
 log = structlog.get_logger("alvh.daemon")
 
@@ -30,7 +27,7 @@ HALT_CONFIRM_SECONDS = 15.0
 
 
 class KillSwitch:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonView) -> None:
         self.d = daemon
         self._handled: str | None = None        # the halt request already applied
         self.not_ready_since: float | None = None

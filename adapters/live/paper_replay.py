@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,40 +24,22 @@ from typing import Any
 import structlog
 
 from adapters.live.errors import DaemonError
+from adapters.live.scheduler import ReplayClock
 from adapters.live.state import StateStore
 from config.daemon import DaemonParams, ScheduleParams
+from config.wiring import build_kernel
 from engine.clock import ET
 from engine.events import MarketQuotes, MarketSnapshot, Phase
 from engine.execution import ExecutionSimulator
-from engine.instruments import Equity, FutureContract, OptionContract
+from engine.instruments import OptionContract
 from engine.kernel import Kernel
 from engine.ledger import Ledger
 from engine.strategy import Strategy
 from engine.ticks import ceil_tick, floor_tick, option_tick
-from strategies.wiring import build_kernel
 
 log = structlog.get_logger("alvh.daemon")
 
 SERVER_ACCOUNT = "DU0000001"
-
-
-class ReplayClock:
-    """Paper-replay clock: jumps to each job's time; between jobs it runs at `speed` x wall time (0 = frozen)."""
-
-    def __init__(self, start: dt.datetime, speed: float = 0.0) -> None:
-        self._t = start
-        self._mark = time.monotonic()
-        self.speed = speed
-
-    def now(self) -> dt.datetime:
-        if self.speed:
-            return self._t + dt.timedelta(seconds=(time.monotonic() - self._mark) * self.speed)
-        return self._t
-
-    def set(self, t: dt.datetime) -> None:
-        now = self.now()
-        self._t = max(now, t)
-        self._mark = time.monotonic()
 
 
 def rehearsal_state_path(state_path: str | Path, day: dt.date) -> Path:
@@ -194,25 +175,16 @@ def ledger_positions(ledger: Ledger) -> dict:
 
 
 def seed_fake_positions(server, positions: dict) -> None:
-    """Give a FakeTWS account the positions {Instrument: qty} (paper replay's pre-day holdings)."""
-    from adapters.faketws.book import PositionRecord
+    """Give a FakeTWS account the positions {Instrument: qty} (paper replay's pre-day holdings), each contract
+    named by the fields the IB adapter would send for it."""
+    from adapters.ib.contracts import ib_contract
 
-    u = server.universe
-    for inst, qty in positions.items():
-        if not qty:
-            continue
-        if isinstance(inst, OptionContract):
-            symbol = "VIX" if inst.root == "VIX" else "SPX"
-            spec = u.option(symbol, inst.root, inst.expiry, inst.right, inst.strike)
-        elif isinstance(inst, FutureContract):
-            spec = u.vx_future(inst.expiry)
-        elif isinstance(inst, Equity):
-            spec = next((s for s in u._registry.values() if s.sec_type == "STK" and s.symbol == inst.symbol), None)
-            if spec is None:
-                continue
-        else:
-            continue
-        server.book.positions[spec.con_id] = PositionRecord(spec, float(qty), 0.0)
+    def fields(inst) -> dict:
+        c = ib_contract(inst)
+        keys = ("secType", "symbol", "lastTradeDateOrContractMonth", "strike", "right", "tradingClass", "currency")
+        return {k: getattr(c, k) for k in keys if getattr(c, k, None) not in (None, "", 0, 0.0)}
+
+    server.seed_positions([(fields(inst), qty) for inst, qty in positions.items() if qty])
 
 
 def replay_schedule(params: ScheduleParams, hedge_checks: bool) -> ScheduleParams:

@@ -19,6 +19,7 @@ deferred for lack of a connection may still run (see jobs.py).
 from __future__ import annotations
 
 import datetime as dt
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -118,6 +119,25 @@ def job_window(job: Job, params: ScheduleParams) -> dt.datetime:
     if later:
         return min(later)
     return session_hours(job.session)[1]
+
+
+class ReplayClock:
+    """Paper-replay clock: jumps to each job's time; between jobs it runs at `speed` x wall time (0 = frozen)."""
+
+    def __init__(self, start: dt.datetime, speed: float = 0.0) -> None:
+        self._t = start
+        self._mark = time.monotonic()
+        self.speed = speed
+
+    def now(self) -> dt.datetime:
+        if self.speed:
+            return self._t + dt.timedelta(seconds=(time.monotonic() - self._mark) * self.speed)
+        return self._t
+
+    def set(self, t: dt.datetime) -> None:
+        now = self.now()
+        self._t = max(now, t)
+        self._mark = time.monotonic()
 
 
 JobRunner = Callable[[Job], Awaitable[None]]

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.live.codec import dumps, ledger_to_dict, loads, order_from_dict, order_to_dict, restore_ledger
 from adapters.live.errors import StateError
 from adapters.live.schema import EXEC_COLUMNS, create_tables, exec_base, migrate

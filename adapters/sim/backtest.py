@@ -12,9 +12,9 @@ import pandas as pd
 from adapters.sim.broker import SimulatedBroker
 from adapters.sim.replay import HistoricalReplay
 from config.settings import RunConfig
+from config.wiring import build_kernel
 from engine.metrics import Summary, summarize
 from engine.strategy import Strategy
-from strategies.wiring import build_kernel
 
 FILL_COLUMNS = ["date", "time", "book", "intent_id", "purpose", "instrument", "quantity", "price", "commission"]
 

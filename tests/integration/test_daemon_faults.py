@@ -32,8 +32,7 @@ pytest.importorskip("ib_async")
 from adapters.faketws import FakeTWS, NeverFill
 from adapters.live.daemon import Daemon
 from adapters.live.errors import LiveAccountRefused
-from adapters.live.paper_replay import ReplayClock
-from adapters.live.scheduler import Job
+from adapters.live.scheduler import Job, ReplayClock
 from adapters.live.state import StateStore
 from config.daemon import DaemonParams
 from config.settings import RunConfig

@@ -159,7 +159,7 @@ class RecordingBroker(SimulatedBroker):
 
 
 def replay_engine_orders(cfg, panel):
-    from strategies.wiring import build_strategies
+    from config.wiring import build_strategies
 
     bus = EventBus()
     execution = ExecutionSimulator(cfg.execution)
