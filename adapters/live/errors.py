@@ -8,8 +8,9 @@ class DaemonError(Exception):
     """A problem the user can fix (config, account, state file): one sentence."""
 
 
-class StateError(DaemonError):
-    """The state file cannot be used (missing, not a daemon store, corrupt, locked, another account/mode)."""
+class StateError(DaemonError, FatalConnectionError):
+    """The state file cannot be used (missing, not a daemon store, corrupt, locked, another account/mode); fatal
+    to a connection attempt too: retrying cannot make it usable."""
 
 
 class AccountRefused(DaemonError, FatalConnectionError):
