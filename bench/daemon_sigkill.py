@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 
-from daemon_drill import (  # noqa: E402 - after the path set-up
+from daemon_drill import (
     daemon_run,
     daemon_table,
     env,

@@ -109,6 +109,10 @@ class OrderJournal(Protocol):
     def transaction(self) -> AbstractContextManager[Any]:
         """All-or-nothing writes; nested calls join the outer transaction."""
 
+    def sync(self) -> None:
+        """Make every write so far durable against a machine crash; the broker calls it before an order it has
+        journaled can reach the venue."""
+
     # intents
     def journal(self, order: OrderRequest, session: dt.date, state: str = "pending", reason: str = "") -> bool:
         """Record an intent before anything is sent; False if that intent id is already journaled."""

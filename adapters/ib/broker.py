@@ -79,6 +79,7 @@ class IBBroker:
         self._positions: dict[str, int] = {}
         self.order_errors: dict[int, tuple[int, str]] = {}
         self._flush_lock = asyncio.Lock()
+        self._unsynced = False  # intents journaled since the last journal.sync()
         self._tasks: set[asyncio.Task] = set()
         self.sent_orders = 0
         self.fills = Fills(self)
@@ -119,6 +120,7 @@ class IBBroker:
             log.info("duplicate_intent_ignored", intent=order.intent_id, state=existing.state)
             return
         self.journal.journal(order, self._today(), state="pending")
+        self._unsynced = True
         self._live[order.intent_id] = LiveOrder(order)
         self._queue.append(order.intent_id)
         log.info("order_journaled", intent=order.intent_id, book=order.book, purpose=order.purpose,
@@ -219,6 +221,9 @@ class IBBroker:
                         why = self.stopped(live)
                         self.finish_unsent(live, why or "not connected within the send deadline")
                     continue
+                if self._unsynced:  # the decision is on disk before its order can reach IB
+                    self.journal.sync()
+                    self._unsynced = False
                 try:
                     await self._send(live)
                 except (ContractError, IBTimeout) as e:
@@ -252,6 +257,9 @@ class IBBroker:
         intent = order.intent_id
         insts = [leg.instrument for leg in order.legs]
         contracts = await self.resolver.resolve(insts)
+        # the order's own message is paced before its quotes are asked for, so nothing waits between the
+        # quotes and the wire (a quote a pacer wait old is a worse price)
+        await self.conn.pacer.acquire()
         quotes = await self.md.leg_quotes(insts)
         path, source = price_path(order, quotes, self.p)
         if not path:
@@ -269,7 +277,6 @@ class IBBroker:
         if self.conn.account:
             ib_order.account = self.conn.account
         crashpoint("order_sending")
-        await self.conn.pacer.acquire()
         # the last look before the wire: nothing awaits between this check and placeOrder
         stop = self.stopped(live) or (None if self.conn.is_up else "not connected")
         if stop is not None:

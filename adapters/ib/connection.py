@@ -123,6 +123,7 @@ class Connection:
         self.account: str = ""        # the account traded: the owner checks it against `managed`
         self.managed: list[str] = []  # managedAccounts of the login
         self.last_error: str = ""     # the last connect/recovery failure, for the owner's reports
+        self.failures = 0             # connect/recovery attempts that failed, ever
         self.connects = 0
         self.errors: list[tuple[int, int, str]] = []
         self._closing = False
@@ -224,6 +225,7 @@ class Connection:
                 raise
             except Exception as e:
                 self.last_error = str(e) or type(e).__name__
+                self.failures += 1
                 self.state = "connecting"
                 if self.ib.isConnected():
                     self.ib.disconnect()
@@ -329,6 +331,7 @@ class Connection:
                 raise
             except Exception as e:  # noqa: BLE001 - retried below
                 self.last_error = str(e) or type(e).__name__
+                self.failures += 1
                 delay = next(delays)
                 log.error("resume_failed", reason=reason, attempt=attempt, error=self.last_error,
                           retry_in=round(delay, 2))

@@ -222,8 +222,10 @@ class Fills:
             if err is not None:
                 live.last_error, live.last_error_msg = err
         code = live.last_error if live else None
-        rejected = filled == 0 and code is not None and classify(code) in (ErrorKind.ORDER_REJECTED,
-                                                                           ErrorKind.DUPLICATE_ORDER_ID)
+        kind = classify(code) if code is not None else None
+        # a price step that crossed a fill gets 103 on an order IB already took: not a rejection of the order
+        rejected = filled == 0 and (kind is ErrorKind.ORDER_REJECTED
+                                    or (kind is ErrorKind.DUPLICATE_ORDER_ID and live is not None and not live.acked))
         reason = (f"IB error {code}: {live.last_error_msg}" if code else f"IB status {status}") if live else "not at IB"
         if live is not None and live.cancel_reason and not rejected:
             reason = f"{live.cancel_reason} ({reason})"

@@ -159,6 +159,27 @@ class MarketData:
         log.info("market_data_subscribed", mode=self.p.mode, lines=len(self.lines),
                  unavailable=sorted(self.unavailable))
 
+    async def roll(self) -> None:
+        """Move to the next session's contracts while connected (a VX month expired, a new one listed):
+        streaming lines no longer watched are cancelled, new ones subscribed, the rest kept."""
+        old = {hash(ln.contract): ln for ln in self.lines}
+        await self.discover()
+        if self.p.mode == "stream":
+            now = {hash(ln.contract) for ln in self.lines}
+            for key, ln in old.items():
+                if key not in now:
+                    with contextlib.suppress(Exception):  # an expired contract IB no longer knows
+                        self.ib.cancelMktData(ln.contract)
+            for ln in self.lines:
+                prev = old.get(hash(ln.contract))
+                if prev is not None and prev.ticker is not None:
+                    ln.ticker = prev.ticker
+                else:
+                    await self.pacer.acquire()
+                    ln.ticker = self.ib.reqMktData(ln.contract, "", False, False)
+        log.info("market_data_rolled", lines=len(self.lines), dropped=len(set(old) - {hash(ln.contract)
+                                                                                       for ln in self.lines}))
+
     def unsubscribe(self) -> None:
         if self.p.mode == "stream" and self.ib.isConnected():
             for line in self.lines:

@@ -298,7 +298,11 @@ class Daemon:
         await self.jobs.run(job)
 
     def end_of_day(self) -> dict[str, int]:
-        """Forget what the day finished: the daemon's memory stays the size of one day's working set."""
+        """Forget what the day finished: the daemon's memory stays the size of one day's working set. (The
+        kernel's replay records - equity rows, fills - are a backtest's output; the store holds the daemon's.)"""
+        records = self.kernel.records
+        for rows in (records.equity, records.fills, records.settlements, records.rejections):
+            rows.clear()
         return {"orders": self.broker.prune(), "contracts": self.resolver.prune(), "quotes": self.md.prune(),
                 "ib_trades": self.conn.forget_done(DONE_STATUSES)}
 
@@ -307,10 +311,10 @@ class Daemon:
 
     # ---- heartbeat -----------------------------------------------------------------------------
     async def heartbeat(self) -> None:
-        self.killswitch.poll()
-        self.killswitch.watch_recovery()
         if not self.claimed:
             return
+        self.killswitch.poll()
+        self.killswitch.watch_recovery()
         self.store.heartbeat({
             "pid": os.getpid(), "poll": self.p.halt_poll_seconds, "connection": self.conn.state, "ready": self.broker.ready,
             "halted": self.kernel.halted is not None, "account": mask(self.conn.account),
@@ -344,7 +348,7 @@ class Daemon:
 
     async def _start(self) -> bool:
         self._install_signals()
-        self.killswitch.poll()  # a halt flag in the store applies before anything is reconciled or sent
+        self.killswitch.restore()
         start = asyncio.ensure_future(self.conn.start())
         stop = asyncio.ensure_future(self.stopping.wait())
         done, _ = await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)

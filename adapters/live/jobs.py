@@ -141,6 +141,11 @@ class Jobs:
                 d.conn.recover("eod_reconcile_failed")
         d.pump([], then=lambda: d.store.mark_job_done(job.session, job.name))
         pruned = d.end_of_day()
+        if d.conn.is_up:  # tomorrow's VX months: a daemon can stay connected for days
+            try:
+                await d.md.roll()
+            except Exception as e:  # noqa: BLE001 - the next (re)connection subscribes again
+                log.warning("market_data_roll_failed", error=repr(e))
         intents = d.store.intents(session=job.session)
         states: dict[str, int] = {}
         for r in intents:

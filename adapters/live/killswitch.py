@@ -59,6 +59,13 @@ class KillSwitch:
             d.store.set_halted(d.kernel.halted, by="engine")
             self.poll()
 
+    def restore(self) -> None:
+        """At start: a stored halt applies to the kernel before anything is reconciled or sent (confirmed by
+        the first poll, once the login is accepted and the store may be written)."""
+        flag = self.d.store.halted()
+        if flag is not None and self.d.kernel.halted is None:
+            self.d.kernel.halt(flag.get("reason", "") or "halted")
+
     def poll(self) -> None:
         """Bring the engine in line with the store: a new halt request (`alvh halt`, or one of the daemon's
         own) halts the kernel and cancels every order, then is confirmed; no flag (`alvh resume`) resumes."""

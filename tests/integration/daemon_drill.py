@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from loopback_client import until as wait_until
+
 from adapters.faketws import FakeTWS, NeverFill
 from adapters.live.daemon import Daemon
 from adapters.live.scheduler import Job, ReplayClock
@@ -224,11 +226,7 @@ def job(name: str, phase: Phase | None, hh: int, mm: int) -> Job:
 
 
 async def until(pred, timeout: float = 10.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    await wait_until(pred, timeout, what)
 
 
 def run(coro, timeout: float = 60.0):
@@ -362,3 +360,24 @@ def kills_done(r: dict) -> int:
 def fault_seed() -> int:
     """ALVH_FAULT_SEED reproduces a run; otherwise a fresh seed, printed by the caller."""
     return int(os.environ.get("ALVH_FAULT_SEED") or random.SystemRandom().randrange(1, 2**31))
+
+
+async def start_refused(srv: FakeTWS, tmp: Path, error: type[Exception], **over) -> tuple[str, list]:
+    """Start a daemon that must refuse this login or store: (its one sentence, the orders the server saw)."""
+    import pytest
+
+    d = make_daemon(srv, tmp, **over)
+    try:
+        with pytest.raises(error) as e:
+            await d._start()
+        return str(e.value), srv.received("placeOrder")
+    finally:
+        await d.shutdown()
+
+
+async def run_jobs(d: Daemon, *jobs: Job) -> None:
+    """Run these jobs in turn on the daemon's clock, each until its orders are done (filled or cancelled)."""
+    for j in jobs:
+        d.clock.set(j.at)
+        await d.run_job(j)
+        await until(lambda: not d.broker.working_orders(), 20, f"the {j.name} job's orders done")

@@ -13,12 +13,13 @@ from daemon_drill import (
     job,
     make_daemon,
     run,
+    run_jobs,
     server_filled,
     server_orders_by_ref,
     server_positions,
+    start_refused,
     start_server,
     store_summary,
-    until,
 )
 
 import adapters.faketws.book as fake_book
@@ -31,13 +32,9 @@ from engine.events import Phase
 def test_a_live_login_with_a_paper_account_in_the_config_is_refused_before_any_order(tmp_path):
     async def go():
         srv = await start_server(account="U7654321")
-        d = make_daemon(srv, tmp_path, ib={"account": "DU0000001"})
         try:
-            with pytest.raises(AccountRefused) as e:
-                await d._start()
-            return str(e.value), srv.received("placeOrder")
+            return await start_refused(srv, tmp_path, AccountRefused, ib={"account": "DU0000001"})
         finally:
-            await d.shutdown()
             await srv.aclose()
 
     message, placed = run(go(), 30)
@@ -54,13 +51,9 @@ def test_a_store_of_another_account_is_refused_and_left_unchanged(tmp_path):
 
     async def go():
         srv = await start_server()                    # logs in as DU1234567
-        d = make_daemon(srv, tmp_path)
         try:
-            with pytest.raises(StateError) as e:
-                await d._start()
-            return str(e.value), srv.received("placeOrder")
+            return await start_refused(srv, tmp_path, StateError)
         finally:
-            await d.shutdown()
             await srv.aclose()
 
     message, placed = run(go(), 30)
@@ -103,8 +96,7 @@ def test_an_exec_id_a_restarted_tws_hands_out_again_is_a_new_fill(tmp_path, monk
         d = make_daemon(first, tmp_path)
         try:
             assert await d._start()
-            await d.run_job(job("open", Phase.OPEN, 9, 30))
-            await until(lambda: not d.broker.working_orders(), 20, "the open's orders filled")
+            await run_jobs(d, job("open", Phase.OPEN, 9, 30))
         finally:
             await d.shutdown()
         stems = sorted({e.exec_id.rsplit(".", 2)[0] for e in first.book.executions})
@@ -115,9 +107,7 @@ def test_an_exec_id_a_restarted_tws_hands_out_again_is_a_new_fill(tmp_path, monk
         d = make_daemon(second, tmp_path)
         try:
             assert await d._start()
-            d.clock.set(d.clock.now().replace(hour=15, minute=45))
-            await d.run_job(job("close", Phase.CLOSE, 15, 45))
-            await until(lambda: not d.broker.working_orders(), 20, "the close's orders filled")
+            await run_jobs(d, job("close", Phase.CLOSE, 15, 45))
             reused = d.store.db.execute("SELECT COUNT(*) FROM (SELECT exec_id FROM executions GROUP BY exec_id "
                                         "HAVING COUNT(*) > 1)").fetchone()[0]
             return reused, server_orders_by_ref(second), server_filled(second), server_positions(second), \

@@ -18,6 +18,8 @@ import pytest
 
 pytest.importorskip("ib_async")
 
+from loopback_client import until as wait_until
+
 from adapters.faketws import FakeTWS, FillPartial, NeverFill, Quote, Reject
 from adapters.ib.broker import IBBroker
 from adapters.ib.connection import Connection, Pacer, backoff_delays
@@ -53,11 +55,7 @@ def run(coro, timeout: float = 30.0):
 
 
 async def until(pred, timeout: float = 5.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+    await wait_until(pred, timeout, what)
 
 
 @dataclass

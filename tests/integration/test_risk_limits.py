@@ -2,8 +2,6 @@
 limits are the engine's, checked by the kernel whatever the broker."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from adapters.sim.backtest import run_backtest
@@ -31,7 +29,7 @@ def test_a_risk_limit_stops_an_order_in_replay():
 
 def test_the_same_risk_limit_stops_an_order_in_the_daemon_and_the_daily_count_survives_a_restart(tmp_path):
     pytest.importorskip("ib_async")
-    from daemon_drill import job, make_daemon, run, server_orders_by_ref, start_server, until
+    from daemon_drill import job, make_daemon, run, run_jobs, server_orders_by_ref, start_server
 
     from engine.events import Phase
 
@@ -41,8 +39,7 @@ def test_the_same_risk_limit_stops_an_order_in_the_daemon_and_the_daily_count_su
         d = make_daemon(srv, tmp_path, risk=RISK)
         try:
             assert await d._start()
-            await d.run_job(job("open", Phase.OPEN, 9, 30))
-            await until(lambda: not d.broker.working_orders(), 20, "orders done")
+            await run_jobs(d, job("open", Phase.OPEN, 9, 30))
             out["limited"] = (sorted(server_orders_by_ref(srv)), [r for _, _, r in d.kernel.records.rejections])
         finally:
             await d.shutdown()
@@ -53,16 +50,13 @@ def test_the_same_risk_limit_stops_an_order_in_the_daemon_and_the_daily_count_su
         d = make_daemon(srv, tmp_path / "b", risk={"max_orders_per_day": 2})
         try:
             assert await d._start()
-            await d.run_job(job("open", Phase.OPEN, 9, 30))
-            await until(lambda: not d.broker.working_orders(), 20, "orders done")
+            await run_jobs(d, job("open", Phase.OPEN, 9, 30))
         finally:
             await d.shutdown()
         d = make_daemon(srv, tmp_path / "b", risk={"max_orders_per_day": 2})
         try:
             assert await d._start()
-            d.clock.set(dt.datetime(2024, 1, 10, 15, 45, tzinfo=d.clock.now().tzinfo))
-            await d.run_job(job("close", Phase.CLOSE, 15, 45))
-            await until(lambda: not d.broker.working_orders(), 20, "orders done")
+            await run_jobs(d, job("close", Phase.CLOSE, 15, 45))
             out["count"] = (len(server_orders_by_ref(srv)), [r for _, _, r in d.kernel.records.rejections])
         finally:
             await d.shutdown()

@@ -405,3 +405,50 @@ def test_a_damaged_or_locked_state_file_is_one_sentence_and_left_alone(tmp_path,
         if holder is not None:
             holder.close()
     assert path.read_bytes() == before
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _daemon_config(tmp_path, **daemon) -> Path:
+    lines = ['name = "x"', "[daemon]", f'state_path = "{daemon.pop("state_path", "s.sqlite")}"']
+    lines += [f"{k} = {v}" for k, v in daemon.items() if not isinstance(v, dict)]
+    for name, sub in ((k, v) for k, v in daemon.items() if isinstance(v, dict)):
+        lines.append(f"[daemon.{name}]")
+        lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in sub.items()]
+    path = tmp_path / "d.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_failed_connect_is_one_sentence_and_leaves_no_store(tmp_path, run_cli):
+    cfg = _daemon_config(tmp_path, ib={"port": _closed_port(), "connect_timeout": 1, "reconnect_attempts": 2,
+                                       "reconnect_initial": 0.05})
+    r = run_cli("run", "--config", str(cfg), "--console-logs", "--log-level", "ERROR")
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("alvh: error: could not connect to TWS/Gateway at 127.0.0.1:")
+    assert "after 2 attempt(s)" in last and "Traceback" not in r.stderr
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_damaged_store_stops_alvh_run_with_one_sentence(tmp_path, run_cli):
+    (tmp_path / "s.sqlite").write_bytes(b"not a database" * 300)
+    before = (tmp_path / "s.sqlite").read_bytes()
+    cfg = _daemon_config(tmp_path, ib={"port": _closed_port()})
+    r = run_cli("run", "--config", str(cfg), "--console-logs", "--log-level", "ERROR")
+    assert r.returncode == 1 and "is damaged" in r.stderr.strip().splitlines()[-1]
+    assert (tmp_path / "s.sqlite").read_bytes() == before
+
+
+@pytest.mark.parametrize("text, key", [("allow_live = \"yes\"", "daemon.allow_live"),
+                                       ("[risk]\nmax_hedge_notional = inf", "risk.max_hedge_notional")])
+def test_loose_config_values_are_refused(tmp_path, run_cli, text, key):
+    path = tmp_path / "d.toml"
+    path.write_text(f'name = "x"\n{text}\n' if text.startswith("[") else f'name = "x"\n[daemon]\n{text}\n')
+    r = run_cli("status", "--config", str(path))
+    assert r.returncode == 2 and key in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
