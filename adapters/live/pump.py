@@ -40,6 +40,13 @@ class Pump:
                     then()
                 if self.persist is not None:
                     self.persist()
+                    # persisting can itself publish (a halt the engine set cancels queued orders): dispatch
+                    # those in this transaction too, and persist what they changed
+                    for _ in range(3):
+                        if not self.bus.pending():
+                            break
+                        self.bus.run()
+                        self.persist()
         except Exception as e:
             if self.on_error is not None:
                 self.on_error(e)
