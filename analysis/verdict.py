@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adapters.data.requirements import check_coverage, check_files
 from analysis.episodes import ClaimBands, Episode, classify, episodes_in, load_episodes, reduction_pct
 from analysis.runs import make_task, run_task
 from analysis.scenarios import Scenario, ladder_variants, standard_scenarios
 from analysis.tasks import run_tasks, worker_panel
+from strategies.hedges import parse_hedge
+from strategies.needs import SeriesNeed, merge_needs
+from strategies.wiring import series_needs
 
 
 @dataclass
@@ -118,6 +122,12 @@ def _size(red: float) -> str:
     return f"{red:.1f}% smaller" if red >= 0 else f"{-red:.1f}% larger"
 
 
+def scenario_needs(cfg, scenarios: list[Scenario]) -> list[SeriesNeed]:
+    """The series the condor book and every scenario's hedge read."""
+    hedges = [parse_hedge(s.hedge) for s in scenarios if s.hedge is not None]
+    return merge_needs(series_needs(cfg), *(h.needs() for h in hedges if h is not None))
+
+
 def run_verdict(cfg, data_dir: str, *, episode_file: str | Path | None = None, start=None, end=None,
                 ladders: int | None = None, workers: int = 1, scheduler: str | None = None,
                 progress: bool = True, scenarios: list[str] | None = None) -> VerdictResult:
@@ -129,9 +139,12 @@ def run_verdict(cfg, data_dir: str, *, episode_file: str | Path | None = None, s
         if unknown:
             raise ValueError(f"unknown scenario(s) {unknown}; known: {[s.name for s in scs]}")
         scs = [s for s in scs if s.name in scenarios or s.name == "unhedged"]
+    needs = scenario_needs(cfg, scs)
+    check_files(data_dir, needs, cfg.source)
     panel = worker_panel(str(data_dir))   # every file and flag is checked above, before the data is read
     s0 = pd.Timestamp(start or cfg.run.start)
     e0 = pd.Timestamp(end or cfg.run.end)
+    check_coverage(panel, needs, s0, e0, cfg.source)
     episodes = episodes_in(spec, named, panel.daily, s0, e0)
     n_lad = settings.ladders if ladders is None else ladders
     cfg_dict = cfg.model_dump(mode="json")

@@ -27,6 +27,7 @@ from engine.params import Params
 from engine.strategy import Strategy, StrategyContext, add_fill
 from engine.strikes import strike_for_delta, strike_grid, vix_strike_grid
 from strategies.alvh.instruments import is_monthly_vix_expiry, live_monthly
+from strategies.needs import SeriesNeed
 
 # (low, high, weight): weight applies when low < VX <= high (Cboe VXTH methodology)
 VXTH_TABLE: tuple[tuple[float, float, float], ...] = ((15.0, 30.0, 0.01), (30.0, 50.0, 0.005))
@@ -49,6 +50,10 @@ class VxthParams(Params):
     delta: float = Field(0.30, gt=0, lt=1)
     decision_phase: Literal["open", "close"] = "open"
     table: list[tuple[float, float, float]] = Field(default_factory=lambda: [list(r) for r in VXTH_TABLE])
+
+    def needs(self) -> list[SeriesNeed]:
+        """The VX futures (the next-month future sets the weight; VIX calls are priced on their own future)."""
+        return [SeriesNeed("vx", "the VXTH-style hedge"), SeriesNeed("vix", "the VXTH-style hedge")]
 
 
 class _OptionBuyer(Strategy):
@@ -133,6 +138,10 @@ class SpxPutParams(Params):
         if not self.min_dte <= self.target_dte <= self.max_dte or self.roll_dte >= self.min_dte:
             raise ValueError("spx_puts: need roll_dte < min_dte <= target_dte <= max_dte")
         return self
+
+    def needs(self) -> list[SeriesNeed]:
+        why = "the SPX put hedge"
+        return [SeriesNeed("spx", why), SeriesNeed("vix", why), SeriesNeed("rate", why)]
 
 
 class SpxPutHedge(_OptionBuyer):
