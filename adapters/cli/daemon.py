@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import datetime as dt
 import json
 import logging
@@ -34,6 +35,13 @@ def _route_stdlib_logs(level: int = logging.WARNING) -> None:
 
 def _daemon_module():
     """adapters.live.daemon, which needs ib_async: without the `ib` extra, one sentence instead of an ImportError."""
+    try:
+        ib = importlib.util.find_spec("ib_async")   # the IB connection imports it only when it connects
+    except ValueError:   # present in sys.modules without a spec: blocked
+        ib = None
+    if ib is None:
+        raise UserError("the daemon needs the Interactive Brokers extra, which is not installed (ib_async): "
+                        "pip install 'alvh[ib]'")
     try:
         import adapters.live.daemon as daemon
     except ModuleNotFoundError as e:
