@@ -11,6 +11,7 @@ from adapters.cli.logs import configure_logging
 # Command groups in the order `alvh --help` lists them; each module has register(subparsers).
 COMMAND_MODULES = [
     "adapters.cli.replay",
+    "adapters.cli.signal",
     "adapters.cli.data",
     "adapters.cli.verdict",
     "adapters.cli.validate",

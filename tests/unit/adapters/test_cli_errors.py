@@ -149,6 +149,16 @@ def test_paper_replay_on_a_holiday(run):
     assert rc == 1 and "(a Monday holiday)" in one_sentence(err)
 
 
+def test_signal_on_a_weekend(run):
+    rc, err = run("signal", "--date", "2020-03-07")
+    assert rc == 1 and "--date 2020-03-07: not an NYSE session (a Saturday)" in one_sentence(err)
+
+
+def test_signal_html_naming_a_directory(run, tmp_path):
+    rc, err = run("signal", "--html", str(tmp_path))
+    assert rc == 1 and one_sentence(err) == f"alvh: error: --html {tmp_path}: is a directory, not a file"
+
+
 def test_run_without_the_ib_extra(run, monkeypatch):
     for name in [m for m in sys.modules if m == "ib_async" or m.startswith(("ib_async.", "adapters.ib", "adapters.live.daemon"))]:
         monkeypatch.delitem(sys.modules, name)
