@@ -79,10 +79,10 @@ def _signal_line(sig: DaySignal) -> str:
 
 
 def format_text(sig: DaySignal) -> str:
-    out = [f"alvh signal for {sig.day:%a %Y-%m-%d}: {sig.config} (history from {sig.history_start}; decisions on "
-           f"the day's open 09:30 and close 16:00 prints, which the daemon takes at 09:31 and 15:45)",
-           f"SPX {sig.spx:,.2f}  VIX {sig.vix:.2f} at the close; equity {_money(sig.equity_start)} at the start of the "
-           f"day, {_money(sig.equity_end)} after it", ""]
+    out = [(f"alvh signal for {sig.day:%a %Y-%m-%d}: {sig.config} (history from {sig.history_start}; decisions on "
+           f"the day's open 09:30 and close 16:00 prints, which the daemon takes at 09:31 and 15:45)"),
+           (f"SPX {sig.spx:,.2f}  VIX {sig.vix:.2f} at the close; equity {_money(sig.equity_start)} at the start of the "
+           f"day, {_money(sig.equity_end)} after it"), ""]
     closes, opens = condor_rows(sig)
     out.append(f"Condors to close ({len(closes)})")
     out.append(text_table(closes, CLOSE_HEADER) if closes else "  none")
@@ -123,10 +123,10 @@ def to_json(sig: DaySignal) -> dict:
 def write_html(sig: DaySignal) -> str:
     closes, opens = condor_rows(sig)
     body = [f"<h1>alvh signal for {sig.day:%a %Y-%m-%d}</h1>",
-            f"<p>{html.escape(sig.config)}, history from {sig.history_start}. Decisions on the day's open (09:30) "
+            (f"<p>{html.escape(sig.config)}, history from {sig.history_start}. Decisions on the day's open (09:30) "
             f"and close (16:00) prints; the daemon takes them at 09:31 and 15:45. SPX {sig.spx:,.2f}, VIX "
             f"{sig.vix:.2f} at the close; equity {_money(sig.equity_start)} at the start of the day, "
-            f"{_money(sig.equity_end)} after it.</p>",
+            f"{_money(sig.equity_end)} after it.</p>"),
             f"<h2>Condors to close ({len(closes)})</h2>", html_table(CLOSE_HEADER, closes) if closes else "<p>none</p>",
             f"<h2>Condors to open ({len(opens)})</h2>", html_table(OPEN_HEADER, opens) if opens else "<p>none</p>",
             f"<h2>Hedge layers</h2><p>{html.escape(_signal_line(sig))}</p>"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 
 PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:1250px;margin:1.2em auto;color:#222}"
             "table{border-collapse:collapse;font-size:13px;margin:.6em 0}th,td{border:1px solid #ccc;padding:3px 7px;"
@@ -11,9 +12,23 @@ PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:1250px;margin:1.2em
             "li{margin:.2em 0}code{background:#f5f5f5;padding:0 3px}")
 
 
-def text_table(rows: list[list[str]], header: list[str]) -> str:
+def pct(x, nd=1) -> str:
+    return "n/a" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.{nd}f}%"
+
+
+def num(x, nd=2) -> str:
+    return "n/a" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.{nd}f}"
+
+
+def money(x) -> str:
+    return "n/a" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:,.0f}"
+
+
+def text_table(rows: list[list[str]], header: list[str], left: int = 1) -> str:
+    """Columns aligned; the first `left` columns (names) to the left, the rest (numbers) to the right."""
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    line = lambda r: "  ".join(str(c).rjust(w) if i >= left else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 

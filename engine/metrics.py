@@ -94,19 +94,25 @@ class UnderWater:
     recovery: pd.Timestamp | None
 
 
+def longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(length, first position) of the first longest run of True in `mask`; (0, -1) when there is none."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0, -1
+    run_id = np.cumsum(~mask)[mask]          # each run of True shares the count of False before it
+    _, starts, lengths = np.unique(run_id, return_index=True, return_counts=True)
+    k = int(np.argmax(lengths))
+    return int(lengths[k]), int(np.flatnonzero(mask)[starts[k]])
+
+
 def longest_under_water(equity: pd.Series) -> UnderWater:
     v = equity.to_numpy(dtype=float)
-    under = v < np.maximum.accumulate(v) if len(v) else np.zeros(0, dtype=bool)
-    if not under.any():
+    n, first = longest_run(v < np.maximum.accumulate(v) if len(v) else np.zeros(0, dtype=bool))
+    if n == 0:
         return UnderWater(0, None, None)
-    # runs of consecutive under-water days: label each run by the count of dry days before it
-    run_id = np.cumsum(~under)[under]
-    ids, starts, lengths = np.unique(run_id, return_index=True, return_counts=True)
-    k = int(np.argmax(lengths))           # the first of the longest runs
-    first = int(np.flatnonzero(under)[starts[k]])
-    last = first + int(lengths[k]) - 1
+    last = first + n - 1
     idx = equity.index
-    return UnderWater(int(lengths[k]), idx[first - 1] if first > 0 else None,
+    return UnderWater(n, idx[first - 1] if first > 0 else None,
                       idx[last + 1] if last + 1 < len(idx) else None)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import datetime as dt
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -43,7 +43,7 @@ def _daemon_module():
         raise UserError("the daemon needs the Interactive Brokers extra, which is not installed (ib_async): "
                         "pip install 'alvh[ib]'")
     try:
-        import adapters.live.daemon as daemon
+        from adapters.live import daemon
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] in ("ib_async", "eventkit", "aeventkit", "nest_asyncio"):
             raise UserError(f"the daemon needs the Interactive Brokers extra, which is not installed ({e.name}): "

@@ -54,7 +54,13 @@ def cmd_data_check(args) -> int:
 def _config_check(cfg, data_dir: Path, report) -> int:
     """Can this directory run this config over its run window? Every needed series with its span, then one line."""
     from adapters.data.panel import load_panel
-    from adapters.data.requirements import coverage_problems, last_covered_session, missing_files, series_span, source_of
+    from adapters.data.requirements import (
+        coverage_problems,
+        last_covered_session,
+        missing_files,
+        series_span,
+        source_of,
+    )
     from strategies.wiring import series_needs
 
     needs = series_needs(cfg)

@@ -38,7 +38,7 @@ def cmd_validate(args) -> int:
     print(format_acceptance(v))
     if out is not None:
         paths = write_outputs(v, out)
-        print(f"wrote {len(paths)} files to {args.out} (report: {Path(args.out) / 'report.md'})")
+        print(f"wrote {len(paths)} files to {args.out} (report: {out / 'report.md'})")
     log.info("validate_done", seconds=round(v.seconds, 2))
     return 0
 

@@ -124,8 +124,8 @@ def coverage_problems(panel, needs: Iterable, start, end) -> list[str]:
     """One phrase per series needed over the whole window that does not cover it."""
     sessions = _sessions(start, end)
     if sessions is None:
-        return [f"no NYSE session between {pd.Timestamp(start).date()} and {pd.Timestamp(end).date()} "
-                f"(the exchange calendar covers {_CALENDAR[0].date()} .. {_CALENDAR[1].date()})"]
+        return [(f"no NYSE session between {pd.Timestamp(start).date()} and {pd.Timestamp(end).date()} "
+                f"(the exchange calendar covers {_CALENDAR[0].date()} .. {_CALENDAR[1].date()})")]
     first, last, before_last = sessions
     out = []
     for n in needs:

@@ -53,7 +53,14 @@ from strategies.alvh.instruments import (
     rounding_error,
 )
 from strategies.alvh.layers import ActivationMode, LayerSchedule, Trigger, activation_levels
-from strategies.alvh.signals import GATE_SERIES, GateParams, Gates, read_signal, signal_series, validate_signal
+from strategies.alvh.signals import (
+    GATE_SERIES,
+    GateParams,
+    Gates,
+    read_signal,
+    signal_series,
+    validate_signal,
+)
 from strategies.needs import SeriesNeed, merge_needs
 
 log = structlog.get_logger("alvh.hedge")

@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-from test_daemon_replay import SPIKE_DAY, START, spike_config, spike_panel  # noqa: E402 - same day, same data
+from test_daemon_replay import SPIKE_DAY, START, spike_config, spike_panel
 
-from adapters.live.daemon import daemon_params, run_paper_replay  # noqa: E402
-from adapters.live.state import StateStore  # noqa: E402
-from analysis.signal import compute_signal, instrument_label  # noqa: E402
-from analysis.signal_report import format_text, to_json  # noqa: E402
+from adapters.live.daemon import daemon_params, run_paper_replay
+from adapters.live.state import StateStore
+from analysis.signal import compute_signal, instrument_label
+from analysis.signal_report import format_text, to_json
 
 
 def key(intent, book, purpose, quantity, legs, limit) -> tuple:

@@ -44,7 +44,7 @@ def test_signals_gates_and_etp_layers_add_their_series():
     assert "falls back" in needs["vx"].why      # only the VIXM layer's fallback blend reads VX
     assert parse_hedge({"kind": "vxth"}).needs()[0].series == "vx"
     assert {n.series for n in parse_hedge({"kind": "spx_puts"}).needs()} == {"spx", "vix", "rate"}
-    assert [n.series for n in parse_hedge({"signal": "series:cor1m"}).needs()][0] == "cor1m"
+    assert next(n.series for n in parse_hedge({"signal": "series:cor1m"}).needs()) == "cor1m"
 
 
 def test_series_map_to_their_files():
