@@ -45,7 +45,7 @@ def _daemon_module():
     try:
         from adapters.live import daemon
     except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] in ("ib_async", "eventkit", "aeventkit", "nest_asyncio"):
+        if (e.name or "").split(".")[0] in ("ib_async", "aeventkit", "nest_asyncio", "apscheduler", "tzlocal"):
             raise UserError(f"the daemon needs the Interactive Brokers extra, which is not installed ({e.name}): "
                             "pip install 'alvh[ib]'") from None
         raise
