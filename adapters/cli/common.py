@@ -23,6 +23,37 @@ def iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
 
 
+def _number(text: str, kind: type, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a {what}") from None
+
+
+def non_negative(text: str) -> float:
+    """argparse type: a number >= 0."""
+    value = _number(text, float, "number")
+    if not value >= 0:   # also NaN
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
+    return value
+
+
+def positive(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    n = _number(text, int, "whole number")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return n
+
+
 def log_level(text: str) -> str:
     """argparse type for --log-level: one of LOG_LEVELS, any case."""
     if text.upper() not in LOG_LEVELS:

@@ -1,7 +1,6 @@
 """`alvh run`, `alvh status`, `alvh halt`, `alvh resume`: the IB paper daemon and its controls."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from adapters.cli.common import UserError, add_common, iso_date, panel_for
+from adapters.cli.common import UserError, add_common, iso_date, non_negative, panel_for
 from adapters.cli.logs import configure_logging
 
 log = structlog.get_logger("alvh.daemon")
@@ -65,16 +64,6 @@ def _session_day(text: str, flag: str = "--paper-replay") -> dt.date:
         raise UserError(f"{flag} {day}: {e}") from None
     raise UserError(f"{flag} {day}: not an NYSE session (a {day:%A}{' holiday' if day.weekday() < 5 else ''}); "
                     f"the sessions either side are {before} and {after}")
-
-
-def _speed(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be 0 (jump) or more")
-    return v
 
 
 def _state_path(args) -> Path:
@@ -205,7 +194,7 @@ def register(sub) -> None:
     p.add_argument("--allow-live", action="store_true", help="permit a non-DU account (daemon.allow_live must agree)")
     p.add_argument("--paper-replay", metavar="DATE", type=iso_date,
                    help="rehearse this historical day (an NYSE session) against the loopback test server")
-    p.add_argument("--speed", type=_speed, help="paper replay: simulated seconds per wall second (0 = jump)")
+    p.add_argument("--speed", type=non_negative, help="paper replay: simulated seconds per wall second (0 = jump)")
     p.add_argument("--state", help="state store path (overrides daemon.state_path)")
     p.add_argument("--console-logs", action="store_true", help="human-readable logs instead of JSON lines")
     add_common(p)

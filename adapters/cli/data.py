@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.cli.common import add_common
+from adapters.cli.common import add_common, non_negative, positive
 from adapters.data.public_sources import SPX_PROVIDERS
 
 
@@ -113,23 +113,6 @@ def _base_override(text: str) -> dict[str, str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be > 0")
-    return value
-
-
 def cmd_data_fetch(args) -> int:
     from adapters.data.fetch import catalogue_lines, default_dest, fetch_all
 
@@ -184,10 +167,10 @@ def register(sub) -> None:
                    help="target directory (default: $ALVH_CACHE_DIR/data or ~/.cache/alvh/data)")
     p.add_argument("--only", action="append", type=_source_names, metavar="NAME[,NAME]",
                    help="fetch only these sources (repeatable); --list shows the names")
-    p.add_argument("--max-age", type=_non_negative, default=1.0, metavar="DAYS",
+    p.add_argument("--max-age", type=non_negative, default=1.0, metavar="DAYS",
                    help="re-check files confirmed more than DAYS ago (default 1; 0 = always)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary; errors are still printed")
-    p.add_argument("--timeout", type=_positive, default=30.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive, default=30.0, metavar="SECONDS",
                    help="timeout for each network operation (default 30)")
     p.add_argument("--base-url-override", action="append", type=_base_override, default=[], metavar="NAME=URL",
                    help="replace a base URL; NAME is a source, a host group or '*' for a mirror root "

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from adapters.cli.common import UserError, add_common, data_dir_for, iso_date, out_dir
+from adapters.cli.common import UserError, add_common, data_dir_for, iso_date, out_dir, positive_int
 from config.errors import ConfigError
 
 
@@ -17,18 +17,8 @@ def _workers(n: int | None) -> int:
     return n if n is not None else (os.cpu_count() or 1)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
-    return n
-
-
 def _ladders(text: str) -> int:
-    n = _positive_int(text)
+    n = positive_int(text)
     if n > 5:
         raise argparse.ArgumentTypeError(f"'{text}': a weekly ladder has at most 5 phases (Monday..Friday)")
     return n
@@ -122,7 +112,7 @@ def register(sub) -> None:
     p.add_argument("--end", type=iso_date, help="last day (default: the config's run.end)")
     p.add_argument("--ladders", type=_ladders, help="condor ladder phases for the reduction range (default from episodes.toml)")
     p.add_argument("--scenarios", help="comma-separated subset (unhedged always runs), e.g. alvh,static,vxth")
-    p.add_argument("--workers", type=_positive_int, help="local worker processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)
@@ -133,8 +123,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="out/sweep", help="directory for sweep.parquet / sweep.csv ('' to skip)")
     p.add_argument("--start", type=iso_date)
     p.add_argument("--end", type=iso_date)
-    p.add_argument("--limit", type=_positive_int, help="run only the first N configurations")
-    p.add_argument("--workers", type=_positive_int, help="local worker processes (default: all cores)")
+    p.add_argument("--limit", type=positive_int, help="run only the first N configurations")
+    p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)

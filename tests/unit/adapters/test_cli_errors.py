@@ -206,7 +206,7 @@ def test_verdict_scheduler_without_dask(run, monkeypatch):
     (("sweep", "--limit", "0"), "--limit: '0' must be at least 1"),
     (("verdict", "--ladders", "9"), "--ladders: '9': a weekly ladder has at most 5 phases"),
     (("verdict", "--workers", "0"), "--workers: '0' must be at least 1"),
-    (("run", "--config", "config/ib_paper.toml", "--speed", "-2"), "--speed: '-2' must be 0 (jump) or more"),
+    (("run", "--config", "config/ib_paper.toml", "--speed", "-2"), "--speed: '-2' must be >= 0"),
     (("replay", "--start", "2020-13-01"), "--start: '2020-13-01' is not a date in YYYY-MM-DD form"),
 ])
 def test_bad_flag_values_are_usage_errors(run, argv, named):
