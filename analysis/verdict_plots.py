@@ -35,6 +35,13 @@ def default_scenario(res) -> str:
     return res.meta.get("default_scenario", "alvh")
 
 
+def legend_label(res, name: str) -> str:
+    """A scenario's label; a flagged one says it is not scored."""
+    label = next((s.label for s in res.scenarios if s.name == name), name)
+    flagged = res.full_table.set_index("scenario").get("flag", {}) if len(res.full_table) else {}
+    return f"{label} [not scored]" if name in flagged and flagged[name] else label
+
+
 def phases_text(res) -> str:
     n = res.meta.get("ladders", 1)
     return f"{n} condor-ladder phases (entry weekdays Monday..Friday)" if n > 1 else "one condor-ladder phase"
@@ -85,7 +92,7 @@ def plot_episode(res, ep, path: Path, scenarios: list[str] | None = None) -> Pat
         base = base.iloc[0] if len(base) else e.iloc[0]
         lw = 2.4 if n in ("unhedged", d) else 1.1
         style = "-" if n in ("unhedged", d) or n.startswith("alvh") else "--"
-        label = next((s.label for s in res.scenarios if s.name == n), n)
+        label = legend_label(res, n)
         if n == d:
             label = f"{label} [default]"
         ax1.plot(e.index, 100 * e / base, style, color=COLORS.get(n, None), lw=lw, label=label)
@@ -171,7 +178,7 @@ def plot_full(res, path: Path) -> Path:
         e = eq["equity"]
         lw = 2.2 if s.name in ("unhedged", d) else 1.0
         style = "-" if s.family != "baseline" else "--"
-        ax1.plot(e.index, e / 1e6, style, color=COLORS.get(s.name), lw=lw, label=s.label)
+        ax1.plot(e.index, e / 1e6, style, color=COLORS.get(s.name), lw=lw, label=legend_label(res, s.name))
         ax2.plot(e.index, 100 * (e / e.cummax() - 1), style, color=COLORS.get(s.name), lw=lw)
     ax1.set_yscale("log")
     ax1.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
