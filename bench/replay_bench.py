@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -163,9 +162,17 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="checkout of the code to compare with (runs alternately)")
     ap.add_argument("--peers-python", help="interpreter with backtrader and nautilus_trader installed")
     ap.add_argument("--peers-dir", type=Path, default=ROOT.parent.parent / "shared" / "bench")
-    ap.add_argument("--data-dir", default=os.environ.get("ALVH_DATA_DIR", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--data-dir", help="market data (default: $ALVH_DATA_DIR, then the user cache)")
     ap.add_argument("--only", choices=["replay", "bus"])
     a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from adapters.data.errors import DataError
+    from adapters.data.panel import resolve_data_dir
+
+    try:
+        a.data_dir = str(resolve_data_dir(a.data_dir))
+    except DataError as e:
+        raise SystemExit(str(e)) from None
     if a.against is not None and not (a.against / "adapters" / "sim" / "backtest.py").is_file():
         raise SystemExit(f"--against {a.against}: not a checkout of this project (no adapters/sim/backtest.py)")
     if a.only != "bus":

@@ -27,7 +27,7 @@ from engine.execution import ExecutionSimulator
 from engine.instruments import FutureContract, OptionContract
 from engine.ledger import Ledger
 from engine.limits import RiskGate, RiskLimits
-from engine.marketmodel import MarketModel, PricingParams
+from engine.marketmodel import MarketModel, PriceCache, PricingParams, pricing_key
 from engine.orders import OrderRequest
 from engine.ports import Broker
 from engine.risk import MarginParams, check_buying_power
@@ -63,6 +63,9 @@ class Kernel:
         self.pricing = pricing or PricingParams()
         self._skew = self.pricing.skew()
         self._vix_params = self.pricing.vix_option_params()
+        # Replay sets a price cache (adapters/sim/backtest.py): snapshot prices shared by the runs of a process.
+        self.price_cache: PriceCache | None = None
+        self._pricing_key = pricing_key(self.pricing)
         self.execution = execution or ExecutionSimulator()
         self.margin = margin or MarginParams()
         # limits and the kill switch: the same checks for every broker, replay or live
@@ -86,7 +89,9 @@ class Kernel:
 
     # ---- market ----------------------------------------------------------------------------------
     def _on_snapshot(self, snap: MarketSnapshot) -> None:
-        self.market = MarketModel(snap, self.pricing, self._skew, self._vix_params)
+        cache = self.price_cache
+        self.market = MarketModel(snap, self.pricing, self._skew, self._vix_params,
+                                  None if cache is None else cache.entry(snap, self._pricing_key))
         if not self._started:
             self._started = True
             for s in self.strategies:

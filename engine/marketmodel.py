@@ -23,6 +23,9 @@ from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOption
 YEAR_SECONDS = 365.0 * 86400.0
 # Tenors (calendar days) of the Cboe volatility indices used as term-structure points.
 TERM_DAYS = {"vix9d": 9, "vix": 30, "vix3m": 91, "vix6m": 182}
+# Without a shared price store, up to this many SPX options in one request are priced one by one, more as one
+# numpy batch (the two agree to a few ulps; with a store every option is priced on its own).
+_SCALAR_MAX = 32
 
 
 class PricingParams(Params):
@@ -57,9 +60,85 @@ def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET) if pm else dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
 
 
+class SnapshotPrices:
+    """What has been priced at one snapshot under one set of pricing parameters: the surfaces, times to
+    settlement, model mids and any per-snapshot memo a caller keeps (``MarketModel.memo``). Every value is a pure
+    function of the snapshot's quotes and the parameters, so runs that replay the same snapshot (a sweep's
+    configurations, a verdict's scenarios) can share one: a contract is priced once per snapshot per worker."""
+
+    __slots__ = ("T", "memos", "mids", "size", "snap", "surface", "vix_surfaces")
+
+    def __init__(self, snap: MarketSnapshot) -> None:
+        self.snap = snap
+        self.surface: SpxSurface | None = None
+        self.vix_surfaces: dict[dt.date, VixOptionSurface] = {}
+        self.T: dict[tuple, float] = {}
+        self.mids: dict[str, float] = {}
+        self.memos: dict[str, dict] = {}
+        self.size = 0   # values counted against the cache bound when the entry was last sized
+
+
+class PriceCache:
+    """Snapshot prices shared by the runs of one process, bounded by the number of cached values.
+
+    Keyed by the snapshot object (replays of one panel reuse the same snapshot objects, see
+    adapters/sim/replay.py) and the pricing parameters. Past ``max_values`` the oldest snapshots are dropped
+    (a run still holding one keeps it until it moves on). Results are the same with or without sharing: every
+    cached value is what the run would have computed itself (tests/unit/engine/test_price_cache.py)."""
+
+    def __init__(self, max_values: int = 3_000_000) -> None:
+        self.max_values = max_values
+        self._entries: dict[tuple[int, str], SnapshotPrices] = {}
+        self._values = 0
+        self._since_check = 0
+        self.hits = 0
+        self.misses = 0
+
+    def entry(self, snap: MarketSnapshot, pricing_key: str) -> SnapshotPrices:
+        key = (id(snap), pricing_key)
+        e = self._entries.get(key)
+        if e is not None and e.snap is snap:   # the entry holds the snapshot, so its id cannot be reused
+            self.hits += 1
+            return e
+        self.misses += 1
+        e = self._entries[key] = SnapshotPrices(snap)
+        self._since_check += 1
+        if self._since_check >= 256:
+            self._since_check = 0
+            self._bound()
+        return e
+
+    def _bound(self) -> None:
+        total = 0
+        for e in self._entries.values():
+            e.size = len(e.mids) + len(e.T) + sum(len(m) for m in e.memos.values()) + 8
+            total += e.size
+        self._values = total
+        if total <= self.max_values:
+            return
+        goal = self.max_values * 3 // 4
+        for key in list(self._entries):
+            if total <= goal:
+                break
+            total -= self._entries.pop(key).size
+        self._values = total
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._values = 0
+
+
+def pricing_key(params: PricingParams) -> str:
+    """The pricing parameters as text: part of a price's cache key."""
+    return params.model_dump_json()
+
+
 class MarketModel:
     def __init__(self, snap: MarketSnapshot, params: PricingParams, skew: SkewParams | None = None,
-                 vix_params: VixOptionParams | None = None) -> None:
+                 vix_params: VixOptionParams | None = None, prices: SnapshotPrices | None = None) -> None:
         self.snapshot = snap
         self.ts = snap.ts
         self.date = snap.date
@@ -72,10 +151,16 @@ class MarketModel:
         self.params = params
         self._skew = skew or params.skew()
         self._vix_params = vix_params or params.vix_option_params()
-        self._surface: SpxSurface | None = None
-        self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
-        self._T: dict[tuple, float] = {}
-        self._mid_cache: dict[str, float] = {}
+        # With `prices` (replay: shared across the runs of a process) every SPX option is priced on its own, so
+        # a price does not depend on which other contracts were asked for with it. Without (live, analyses) a
+        # request for more than _SCALAR_MAX SPX options is priced as one numpy batch.
+        self._prices = prices
+        if prices is None:
+            prices = SnapshotPrices(snap)
+        self._store = prices
+        self._vix_surfaces = prices.vix_surfaces
+        self._T = prices.T
+        self._mid_cache = prices.mids
 
     # ---- basic quotes ----------------------------------------------------------------------------
     @property
@@ -106,10 +191,20 @@ class MarketModel:
             T = self._T[key] = max((settlement_datetime(inst) - self.ts).total_seconds() / YEAR_SECONDS, 0.0)
         return T
 
+    def memo(self, name: str) -> dict:
+        """A dict for values derived from this snapshot alone (e.g. a strike picked by delta, a leg's vega),
+        shared like the prices: whatever is stored must depend only on the snapshot, the pricing parameters
+        and the key."""
+        m = self._store.memos.get(name)
+        if m is None:
+            m = self._store.memos[name] = {}
+        return m
+
     # ---- surfaces ------------------------------------------------------------------------------
     @property
     def surface(self) -> SpxSurface:
-        if self._surface is None:
+        store = self._store
+        if store.surface is None:
             q = self.quotes
             points = []
             if self.params.use_term_structure:
@@ -119,8 +214,8 @@ class MarketModel:
                         points.append((days / 365.0, level / 100.0))
             if not points:
                 points = [(30 / 365.0, q.vix / 100.0)]
-            self._surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
-        return self._surface
+            store.surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
+        return store.surface
 
     def vix_surface(self, expiry: dt.date) -> VixOptionSurface:
         s = self._vix_surfaces.get(expiry)
@@ -135,15 +230,20 @@ class MarketModel:
     def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
         """Model mid of each instrument, memoised for this snapshot (strategies, the broker and the
         end-of-day marks ask for the same contracts)."""
+        return np.array(self.mid_list(instruments), dtype=float)
+
+    def mid_list(self, instruments: Sequence[Instrument]) -> list[float]:
+        """mids() as a list of floats: the hot callers do scalar arithmetic on a handful of legs."""
         cache = self._mid_cache
-        out = [cache.get(i.key) for i in instruments]
-        missing = [k for k, px in enumerate(out) if px is None]
-        if missing:
+        get = cache.get
+        out = [get(i.key) for i in instruments]
+        if None in out:
+            missing = [k for k, px in enumerate(out) if px is None]
             fresh = self._compute_mids([instruments[k] for k in missing])
             for k, px in zip(missing, fresh):
                 out[k] = px
                 cache[instruments[k].key] = px
-        return np.array(out, dtype=float)
+        return out
 
     def _compute_mids(self, instruments: Sequence[Instrument]) -> list[float]:
         out = [math.nan] * len(instruments)
@@ -159,12 +259,12 @@ class MarketModel:
                 out[i] = self.vx(inst.expiry)
             elif isinstance(inst, Equity):
                 out[i] = self.etp(inst.symbol)
-        if 0 < len(spx_idx) <= 32:
-            # small batches: the scalar path is several times faster than numpy's per-call overhead
-            surf = self.surface
+        if spx_idx and (self._prices is not None or len(spx_idx) <= _SCALAR_MAX):
+            # the scalar path: per contract, and faster than numpy's per-call overhead on small batches
+            price1 = self.surface.price1
             for i in spx_idx:
                 o = instruments[i]
-                out[i] = surf.price1(o.strike, self.years_to(o), o.right == "C")
+                out[i] = price1(o.strike, self.years_to(o), o.right == "C")
         elif spx_idx:
             opts = [instruments[i] for i in spx_idx]
             K = np.array([o.strike for o in opts])
