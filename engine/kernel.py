@@ -36,6 +36,16 @@ from engine.strategy import Strategy, StrategyContext
 log = structlog.get_logger("alvh.kernel")
 
 
+def _sum_like_numpy(values: list[float]) -> float:
+    """np.sum of a short float vector, to the bit: numpy adds fewer than 8 values one after the other."""
+    if len(values) >= 8:
+        return float(np.sum(np.array(values, dtype=float)))
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
 class SettlementDataError(RuntimeError):
     pass
 
@@ -182,20 +192,20 @@ class Kernel:
 
     def pretrade_check(self, order: OrderRequest) -> str | None:
         m = self.market
-        insts = [leg.instrument for leg in order.legs]
-        ratios = [leg.ratio for leg in order.legs]
-        mids = m.mids(insts)
-        if not np.all(np.isfinite(mids)):
+        legs = order.legs
+        insts = [leg.instrument for leg in legs]
+        ratios = [leg.ratio for leg in legs]
+        mids = m.mid_list(insts)
+        if not all(map(math.isfinite, mids)):
             bad = [i.key for i, p in zip(insts, mids) if not math.isfinite(p)]
             return f"no price for {', '.join(bad)}"
-        prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
+        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
         qtys = [r * order.quantity for r in ratios]
         commission = self.execution.commission(insts, qtys)
-        mult = np.array([i.multiplier for i in insts], dtype=float)
-        q = np.array(qtys, dtype=float)
-        is_fut = np.array([isinstance(i, FutureContract) for i in insts])
-        cash_move = -float(np.sum(np.where(is_fut, 0.0, q * prices * mult))) - commission
-        cost_vs_mid = float(np.sum(q * (prices - mids) * mult)) + commission
+        cash_move = -_sum_like_numpy([0.0 if isinstance(i, FutureContract) else float(q) * p * i.multiplier
+                                      for i, q, p in zip(insts, qtys, prices)]) - commission
+        cost_vs_mid = _sum_like_numpy([float(q) * (p - mid) * i.multiplier
+                                       for i, q, p, mid in zip(insts, qtys, prices, mids)]) + commission
         holdings = self.ledger.net_holdings()
         for inst, qty in zip(insts, qtys):
             h = holdings.setdefault(inst.key, [inst, 0])
@@ -203,7 +213,7 @@ class Kernel:
         return check_buying_power(
             equity=self.ledger.equity(), cash=self.ledger.cash,
             holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
-            cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin)
+            cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin, memo=m.memo("margin"))
 
     def _on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill)
