@@ -138,13 +138,12 @@ class IronCondorBook(Strategy):
         if not live:
             return
         p = self.p
-        legs = [leg for c in live for leg in c.legs]
-        mids = ctx.market.mids(legs).reshape(len(live), 4)
-        for c, m in zip(live, mids):
+        mids = ctx.market.mid_list([leg for c in live for leg in c.legs])
+        for k, c in enumerate(live):
             dte = (c.expiry - snap.date).days
             if dte <= 0 and p.exit_dte == 0:
                 continue  # held to settlement
-            cost = float(-np.dot(c.ratios, m))  # debit to buy the condor back, per unit
+            cost = -_net(c.ratios, mids[4 * k:4 * k + 4])  # debit to buy the condor back, per unit
             reason = ""
             if p.exit_dte and dte <= p.exit_dte:
                 reason = "time"
@@ -191,25 +190,12 @@ class IronCondorBook(Strategy):
             return
         expiry = exp.date.date() if hasattr(exp.date, "date") else exp.date
         m = ctx.market
-        probe = OptionContract(exp.root, expiry, m.spot, "P", exp.settlement)
-        T = m.years_to(probe)
-        surface = m.surface
-        grid = strike_grid(m.spot, snap.date, (expiry - snap.date).days)
-        sp = strike_for_delta(surface, T, p.short_delta, False, grid)
-        sc = strike_for_delta(surface, T, p.short_delta, True, grid)
-        if p.wing == "delta":
-            lp = strike_for_delta(surface, T, p.long_delta, False, grid)
-            lc = strike_for_delta(surface, T, p.long_delta, True, grid)
-        else:
-            w = p.wing_width_pct * m.spot
-            lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
-            lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
+        lp, sp, sc, lc = self._strikes(m, exp.root, expiry, exp.settlement)
         if not (lp < sp < sc < lc):
             return
         legs = tuple(OptionContract(exp.root, expiry, float(k), r, exp.settlement) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
         ratios = (1, -1, -1, 1)
-        mids = m.mids(legs)
-        credit = float(-np.dot(ratios, mids))
+        credit = -_net(ratios, m.mid_list(legs))
         width = max(sp - lp, lc - sc)
         max_loss = width - credit
         if credit <= 0 or max_loss <= 0 or credit < p.min_credit_to_width * width:
@@ -230,6 +216,31 @@ class IronCondorBook(Strategy):
         c.open_intent = ctx.submit([OrderLeg(leg, r) for leg, r in zip(legs, ratios)], qty, purpose="open",
                                    limit=round(limit, 2))
         self.by_intent[c.open_intent] = c.cid
+
+    def _strikes(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[float, float, float, float]:
+        """Long put, short put, short call, long call strikes on the listed grid. They depend only on the
+        snapshot and these parameters, so they are kept in the snapshot's memo (shared by a sweep's runs)."""
+        p = self.p
+        memo = m.memo("condor_strikes")
+        key = (root, expiry, settlement, p.short_delta, p.wing, p.long_delta, p.wing_width_pct)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        probe = OptionContract(root, expiry, m.spot, "P", settlement)
+        T = m.years_to(probe)
+        surface = m.surface
+        grid = strike_grid(m.spot, m.date, (expiry - m.date).days)
+        sp = strike_for_delta(surface, T, p.short_delta, False, grid)
+        sc = strike_for_delta(surface, T, p.short_delta, True, grid)
+        if p.wing == "delta":
+            lp = strike_for_delta(surface, T, p.long_delta, False, grid)
+            lc = strike_for_delta(surface, T, p.long_delta, True, grid)
+        else:
+            w = p.wing_width_pct * m.spot
+            lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
+            lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
+        hit = memo[key] = (lp, sp, sc, lc)
+        return hit
 
     def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None:
         cid = self.by_intent.get(fill.intent_id)
@@ -321,6 +332,14 @@ class IronCondorBook(Strategy):
             for intent in (c.open_intent, c.close_intent):
                 if intent:
                     self.by_intent[intent] = cid
+
+
+def _net(ratios: tuple[int, ...], prices: list[float]) -> float:
+    """sum(ratio * price), added in leg order (what numpy's dot did for four legs, to the bit)."""
+    total = 0.0
+    for r, px in zip(ratios, prices):
+        total += r * px
+    return total
 
 
 _LEG_FIELDS = ("root", "expiry", "strike", "right", "settlement", "multiplier")

@@ -203,21 +203,33 @@ def condor_vega_dollars(market: MarketModel, legs: list[tuple[OptionContract, in
     """$ change of the condor legs for a +1 point (0.01) parallel rise in SPX implied vol."""
     if not legs:
         return 0.0
-    s = market.surface
+    memo = market.memo("spx_vega")   # per-unit vega of a contract: a function of the snapshot alone
     total = 0.0
-    for o, n in legs:   # scalar BSM vega at the surface vol: cheaper than numpy for a dozen legs
-        T = market.years_to(o)
-        if T <= 0:
-            continue
-        sigma = float(s.vol(o.strike, T))
-        v = sigma * math.sqrt(T)
-        if v <= 1e-12:
-            continue
-        F = s.forward(T)
-        d1 = (math.log(F / o.strike) + 0.5 * v * v) / v
-        vega = s.spot * math.exp(-s.div_yield * T) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * math.sqrt(T)
-        total += vega * n * o.multiplier
+    for o, n in legs:
+        vega = memo.get(o.key, _MISSING)
+        if vega is _MISSING:
+            vega = memo[o.key] = _unit_vega(market, o)
+        if vega is not None:
+            total += vega * n * o.multiplier
     return total * 0.01
+
+
+_MISSING = object()
+
+
+def _unit_vega(market: MarketModel, o: OptionContract) -> float | None:
+    """Scalar BSM vega at the surface vol (cheaper than numpy for a dozen legs); None when it has no vega."""
+    T = market.years_to(o)
+    if T <= 0:
+        return None
+    s = market.surface
+    sigma = float(s.vol(o.strike, T))
+    v = sigma * math.sqrt(T)
+    if v <= 1e-12:
+        return None
+    F = s.forward(T)
+    d1 = (math.log(F / o.strike) + 0.5 * v * v) / v
+    return s.spot * math.exp(-s.div_yield * T) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * math.sqrt(T)
 
 
 def condor_max_loss(market: MarketModel, legs: list[tuple[OptionContract, int]]) -> float:
