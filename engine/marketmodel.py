@@ -9,6 +9,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from functools import lru_cache
 
 import numpy as np
 from pydantic import Field, StrictBool, model_validator
@@ -55,6 +56,7 @@ def settlement_datetime(opt_or_fut: OptionContract | FutureContract) -> dt.datet
     return _settles_at(opt_or_fut.expiry, pm)
 
 
+@lru_cache(maxsize=8192)
 def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
     """PM settlement at the 16:00 ET close; AM (SOQ/VRO) at the 09:30 ET open."""
     return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET) if pm else dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
@@ -66,16 +68,19 @@ class SnapshotPrices:
     function of the snapshot's quotes and the parameters, so runs that replay the same snapshot (a sweep's
     configurations, a verdict's scenarios) can share one: a contract is priced once per snapshot per worker."""
 
-    __slots__ = ("T", "memos", "mids", "size", "snap", "surface", "vix_surfaces")
+    __slots__ = ("T", "cache", "memos", "mids", "snap", "surface", "vix_surfaces")
 
-    def __init__(self, snap: MarketSnapshot) -> None:
+    def __init__(self, snap: MarketSnapshot, cache: PriceCache | None = None) -> None:
         self.snap = snap
+        self.cache = cache   # told how many values are added, for its bound
         self.surface: SpxSurface | None = None
         self.vix_surfaces: dict[dt.date, VixOptionSurface] = {}
         self.T: dict[tuple, float] = {}
         self.mids: dict[str, float] = {}
         self.memos: dict[str, dict] = {}
-        self.size = 0   # values counted against the cache bound when the entry was last sized
+
+    def size(self) -> int:
+        return len(self.mids) + len(self.T) + sum(len(m) for m in self.memos.values()) + 8
 
 
 class PriceCache:
@@ -89,8 +94,7 @@ class PriceCache:
     def __init__(self, max_values: int = 3_000_000) -> None:
         self.max_values = max_values
         self._entries: dict[tuple[int, str], SnapshotPrices] = {}
-        self._values = 0
-        self._since_check = 0
+        self.values = 0   # prices added to the entries (memo values are not counted: a small multiple)
         self.hits = 0
         self.misses = 0
 
@@ -101,34 +105,28 @@ class PriceCache:
             self.hits += 1
             return e
         self.misses += 1
-        e = self._entries[key] = SnapshotPrices(snap)
-        self._since_check += 1
-        if self._since_check >= 256:
-            self._since_check = 0
-            self._bound()
+        if self.values > self.max_values:
+            self._evict()
+        e = self._entries[key] = SnapshotPrices(snap, self)
+        self.values += 8
         return e
 
-    def _bound(self) -> None:
-        total = 0
-        for e in self._entries.values():
-            e.size = len(e.mids) + len(e.T) + sum(len(m) for m in e.memos.values()) + 8
-            total += e.size
-        self._values = total
-        if total <= self.max_values:
-            return
+    def _evict(self) -> None:
+        """Drop the oldest snapshots down to 3/4 of the bound (a run holding one keeps it until it moves on)."""
         goal = self.max_values * 3 // 4
+        total = sum(e.size() for e in self._entries.values())
         for key in list(self._entries):
             if total <= goal:
                 break
-            total -= self._entries.pop(key).size
-        self._values = total
+            total -= self._entries.pop(key).size()
+        self.values = total
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()
-        self._values = 0
+        self.values = 0
 
 
 def pricing_key(params: PricingParams) -> str:
@@ -243,6 +241,8 @@ class MarketModel:
             for k, px in zip(missing, fresh):
                 out[k] = px
                 cache[instruments[k].key] = px
+            if self._prices is not None and self._prices.cache is not None:
+                self._prices.cache.values += len(missing)
         return out
 
     def _compute_mids(self, instruments: Sequence[Instrument]) -> list[float]:
@@ -262,9 +262,13 @@ class MarketModel:
         if spx_idx and (self._prices is not None or len(spx_idx) <= _SCALAR_MAX):
             # the scalar path: per contract, and faster than numpy's per-call overhead on small batches
             price1 = self.surface.price1
+            times = self._T
             for i in spx_idx:
                 o = instruments[i]
-                out[i] = price1(o.strike, self.years_to(o), o.right == "C")
+                T = times.get((o.expiry, o.settlement))
+                if T is None:
+                    T = self.years_to(o)
+                out[i] = price1(o.strike, T, o.right == "C")
         elif spx_idx:
             opts = [instruments[i] for i in spx_idx]
             K = np.array([o.strike for o in opts])

@@ -108,11 +108,7 @@ class ReplayMarket:
         self.vx_exp = [pd.Timestamp(e).date() for e in expiries]
         self.vx_col = {e: j for j, e in enumerate(self.vx_exp)}
         self.vx = settle
-        # per row: the (expiry, settlement) pairs with a value, in expiry order
-        exp = self.vx_exp
-        fin = np.isfinite(settle)
-        vals = settle.tolist()
-        self.vx_rows = [[(exp[j], vals[i][j]) for j in np.flatnonzero(fin[i]).tolist()] for i in range(n)]
+        self._vx_rows: list[list | None] = [None] * n   # per row, built on first use: (expiry, settle) pairs
         self.snaps: list[tuple[MarketSnapshot, MarketSnapshot] | None] = [None] * n
 
     @classmethod
@@ -127,9 +123,15 @@ class ReplayMarket:
         return m
 
     def vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
+        row = self._vx_rows[i]
+        if row is None:
+            r = self.vx[i]
+            idx = np.flatnonzero(np.isfinite(r))
+            exp = self.vx_exp
+            row = self._vx_rows[i] = list(zip([exp[j] for j in idx.tolist()], r[idx].tolist()))
         if include_expiring:
-            return {e: v for e, v in self.vx_rows[i] if e >= today}
-        return {e: v for e, v in self.vx_rows[i] if e > today}
+            return {e: v for e, v in row if e >= today}
+        return {e: v for e, v in row if e > today}
 
     def open_quotes(self, i: int) -> MarketQuotes:
         today = self.dates[i]
