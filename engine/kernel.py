@@ -86,6 +86,7 @@ class Kernel:
         self.market: MarketModel | None = None
         self.records = Records()
         self.contexts = {s.book: StrategyContext(self, s.book) for s in strategies}
+        self._books = list(dict.fromkeys(s.book for s in strategies))
         self._by_book = {s.book: s for s in strategies}
         if len(self.contexts) != len(strategies):
             raise ValueError("every strategy needs its own book name")
@@ -218,10 +219,11 @@ class Kernel:
     def _on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill)
         d = fill.ts.date()
+        hhmm = fill.ts.strftime("%H:%M")
+        per_leg = round(fill.commission / len(fill.legs), 6)
         for leg in fill.legs:
-            self.records.fills.append((d, fill.ts.strftime("%H:%M"), fill.book, fill.intent_id, fill.purpose,
-                                       leg.instrument.key, leg.quantity, round(leg.price, 6),
-                                       round(fill.commission / len(fill.legs), 6)))
+            self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
+                                       leg.instrument.key, leg.quantity, round(leg.price, 6), per_leg))
         strat = self._strategy(fill.book)
         if strat is not None:
             strat.on_fill(fill, self.contexts[fill.book])
@@ -236,12 +238,11 @@ class Kernel:
         m = self.market
         insts = [p.instrument for p in self.ledger.positions.values()]
         if insts:
-            self.ledger.mark(dict(zip((i.key for i in insts), m.mids(insts).tolist())), settle_futures=True)
+            self.ledger.mark(dict(zip([i.key for i in insts], m.mid_list(insts))), settle_futures=True)
         if self._last_interest_date is not None:
             self.ledger.accrue_interest(m.rate, (ev.date - self._last_interest_date).days)
         self._last_interest_date = ev.date
-        books = {s.book: self.ledger.book_pnl(s.book) for s in self.strategies}
-        self.records.equity.append((ev.date, self.ledger.equity(), self.ledger.cash, self.ledger.interest,
-                                    tuple(books.values()), m.spot, m.vix))
+        equity, pnls = self.ledger.valuation(self._books)
+        self.records.equity.append((ev.date, equity, self.ledger.cash, self.ledger.interest, pnls, m.spot, m.vix))
         for s in self.strategies:
             s.on_end_of_day(ev.date, self.contexts[s.book])

@@ -78,6 +78,13 @@ class Ledger:
             total += pos.quantity * (mark - base) * pos.multiplier
         return total
 
+    def valuation(self, books: list[str]) -> tuple[float, tuple[float, ...]]:
+        """(equity(), (book_pnl(b) for b in books)) from one pass over the positions, added in the same order."""
+        vals = [(p.book, p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
+                 else p.quantity * p.mark * p.multiplier) for p in self.positions.values()]
+        equity = self.cash + sum([v for _, v in vals])
+        return equity, tuple(self.book(b).cash_flow + sum([v for bk, v in vals if bk == b]) for b in books)
+
     def book_pnl(self, book: str) -> float:
         """Cash flows plus open market value of one book (interest is the account's, not a book's)."""
         return self.book(book).cash_flow + self.market_value(book)

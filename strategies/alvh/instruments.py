@@ -33,13 +33,17 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from engine.calendar import trading_days, vix_expiry
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option, vx_future
+from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option
+from engine.instruments import vx_future as _new_vx_future
 from engine.marketmodel import MarketModel
 from engine.params import Params
 from engine.strikes import vix_strike_grid
 from engine.vixfutures import RollSchedule
 
 Basket = dict[Instrument, float]
+
+# Instruments are immutable values: the blends ask for the same few VX contracts every day.
+vx_future = lru_cache(maxsize=1024)(_new_vx_future)
 
 # ---------------------------------------------------------------------------------------------------
 # parameters (one model per instrument type; `type` picks it)
