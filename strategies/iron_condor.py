@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -103,6 +104,7 @@ class IronCondorBook(Strategy):
         self.trades: list[dict] = []
         self._last_entry_key: tuple | None = None
         self._n = 0
+        self._leg_keys: dict[str, tuple] = {}   # condor id -> its legs as a memo key
 
     # ---- helpers -------------------------------------------------------------------------------
     def _open(self) -> list[Condor]:
@@ -138,12 +140,18 @@ class IronCondorBook(Strategy):
         if not live:
             return
         p = self.p
-        mids = ctx.market.mid_list([leg for c in live for leg in c.legs])
-        for k, c in enumerate(live):
+        market = ctx.market
+        costs = market.memo("condor_cost")   # a condor's buy-back cost is a function of the snapshot
+        for c in live:
             dte = (c.expiry - snap.date).days
             if dte <= 0 and p.exit_dte == 0:
                 continue  # held to settlement
-            cost = -_net(c.ratios, mids[4 * k:4 * k + 4])  # debit to buy the condor back, per unit
+            key = self._leg_keys.get(c.cid)
+            if key is None:
+                key = self._leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
+            cost = costs.get(key)
+            if cost is None:
+                cost = costs[key] = -_net(c.ratios, market.mid_list(c.legs))  # debit to buy back, per unit
             reason = ""
             if p.exit_dte and dte <= p.exit_dte:
                 reason = "time"
@@ -164,17 +172,8 @@ class IronCondorBook(Strategy):
 
     def _choose_expiry(self, date: dt.date):
         p = self.p
-        best = None
-        for e in listed_expiries(date, p.max_dte):
-            dte = (e.date.date() - date).days if hasattr(e.date, "date") else (e.date - date).days
-            if dte < p.min_dte or dte > p.max_dte:
-                continue
-            if p.expiries == "monthly" and e.root != "SPX":
-                continue
-            score = (abs(dte - p.target_dte), 0 if e.root == "SPX" else 1)
-            if best is None or score < best[0]:
-                best = (score, e)
-        return None if best is None else best[1]
+        return _expiry_near(date, p.min_dte, p.max_dte, p.target_dte, p.expiries)
+
 
     def _enter(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         p = self.p
@@ -297,6 +296,7 @@ class IronCondorBook(Strategy):
 
     def _record(self, c: Condor) -> None:
         self.condors.pop(c.cid, None)
+        self._leg_keys.pop(c.cid, None)
         self.closed.append(c)
         for intent in (c.open_intent, c.close_intent):
             self.by_intent.pop(intent, None)
@@ -332,6 +332,23 @@ class IronCondorBook(Strategy):
             for intent in (c.open_intent, c.close_intent):
                 if intent:
                     self.by_intent[intent] = cid
+
+
+@lru_cache(maxsize=8192)
+def _expiry_near(date: dt.date, min_dte: int, max_dte: int, target_dte: int, expiries: str):
+    """The listed expiry closest to target_dte within [min_dte, max_dte], SPX AM monthlies first on a tie (only
+    those with expiries="monthly"): a function of the calendar, kept per process."""
+    best = None
+    for e in listed_expiries(date, max_dte):
+        dte = (e.date.date() - date).days if hasattr(e.date, "date") else (e.date - date).days
+        if dte < min_dte or dte > max_dte:
+            continue
+        if expiries == "monthly" and e.root != "SPX":
+            continue
+        score = (abs(dte - target_dte), 0 if e.root == "SPX" else 1)
+        if best is None or score < best[0]:
+            best = (score, e)
+    return None if best is None else best[1]
 
 
 def _net(ratios: tuple[int, ...], prices: list[float]) -> float:

@@ -25,6 +25,7 @@ cannot blow up a position.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -116,14 +117,32 @@ class TrailingBetas:
         self.prev: dict[tuple, tuple[int, float]] = {}
         self.win: dict[tuple, _Window] = {}
         self._cache: dict[tuple, float] = {}
+        self._tape: _BetaTape | None = None   # set by record_close: the windows live there
 
-    def record(self, vix: float, prices: dict[tuple, float]) -> None:
-        """One close: spot VIX and instrument prices (series key -> price)."""
+    def record_close(self, snap, vix: float, prices: dict[tuple, float], series: tuple) -> None:
+        """record() for a snapshot: the betas of the same closes (same first snapshot, window and `series`, the
+        ETP symbols priced) are computed once per process and read by every run (_BetaTape)."""
+        day = self.day + 1
+        tape = self._tape
+        if tape is None:
+            if day != 0:
+                return self.record(vix, prices)
+            tape = self._tape = _BetaTape.of(snap, self.p.beta_window, series)
+        if day == len(tape.snaps):
+            tape.advance(snap, vix, prices)
+        elif tape.snaps[day] is not snap:  # pragma: no cover - a replay records every close in order
+            raise RuntimeError("trailing betas: closes recorded out of order")
+        self.day = day
+        self._cache.clear()
+
+    def record(self, vix: float, prices: dict[tuple, float]) -> list[tuple]:
+        """One close: spot VIX and instrument prices (series key -> price). Returns the series whose window moved."""
         self.day += 1
         self._cache.clear()
         day = self.day
+        moved: list[tuple] = []
         if not math.isfinite(vix):
-            return
+            return moved
         pv = self.prev_vix
         dv = vix - pv[1] if pv is not None and pv[0] == day - 1 else math.nan
         self.prev_vix = (day, vix)
@@ -139,6 +158,8 @@ class TrailingBetas:
             if w is None:
                 w = self.win[key] = _Window(self.p.beta_window)
             w.add(dv, dp)
+            moved.append(key)
+        return moved
 
     def beta(self, key) -> float:
         """VX keys: VX points per VIX point. ETP keys: fractional price change per VIX point."""
@@ -149,18 +170,65 @@ class TrailingBetas:
         relative = key[0] == "ETP"
         prior, lo, hi = (ETP_PRIOR, ETP_MIN, ETP_MAX) if relative else (p.beta_prior, p.beta_min, p.beta_max)
         b = prior
-        w = self.win.get(key)
-        if w is not None and len(w.pairs) >= p.beta_min_obs:
-            est = w.slope()
-            if math.isfinite(est):
+        if self._tape is not None:
+            n, est = self._tape.stats(key, self.day)
+            if n >= p.beta_min_obs and math.isfinite(est):
                 b = est
+        else:
+            w = self.win.get(key)
+            if w is not None and len(w.pairs) >= p.beta_min_obs:
+                est = w.slope()
+                if math.isfinite(est):
+                    b = est
         b = min(max(b, lo), hi)
         self._cache[key] = b
         return b
 
     def observations(self, key) -> int:
+        if self._tape is not None:
+            return self._tape.stats(key, self.day)[0]
         w = self.win.get(key)
         return 0 if w is None else len(w.pairs)
+
+
+class _BetaTape:
+    """Every run of a sweep or verdict records the same closes: the windows are kept once per process, with each
+    series' (pairs, slope) after every day it moved, for the runs that come after (bounded: a few tapes)."""
+
+    _tapes: dict[tuple, _BetaTape] = {}
+
+    def __init__(self, window: int) -> None:
+        self.engine = TrailingBetas(BudgetParams(beta_window=window))
+        self.snaps: list = []
+        self.moves: dict[tuple, tuple[list[int], list[tuple[int, float]]]] = {}
+
+    @classmethod
+    def of(cls, first_snap, window: int, series: tuple) -> _BetaTape:
+        key = (id(first_snap), window, series)
+        tape = cls._tapes.get(key)
+        if tape is None or not tape.snaps or tape.snaps[0] is not first_snap:
+            if len(cls._tapes) >= 8:
+                cls._tapes.pop(next(iter(cls._tapes)))
+            tape = cls._tapes[key] = cls(window)
+        return tape
+
+    def advance(self, snap, vix: float, prices: dict[tuple, float]) -> None:
+        e = self.engine
+        day = len(self.snaps)
+        for k in e.record(vix, prices):
+            w = e.win[k]
+            days, stats = self.moves.setdefault(k, ([], []))
+            days.append(day)
+            stats.append((len(w.pairs), w.slope()))
+        self.snaps.append(snap)
+
+    def stats(self, key, day: int) -> tuple[int, float]:
+        """(pairs, slope) of a series' window as of the close of `day`."""
+        m = self.moves.get(key)
+        if m is None:
+            return 0, math.nan
+        i = bisect.bisect_right(m[0], day) - 1
+        return m[1][i] if i >= 0 else (0, math.nan)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class LayeredVixHedge(Strategy):
         prices: dict[tuple, float] = {("VX", e): p for e, p in q.vx.items()}
         for sym in self._etps:
             prices[("ETP", sym)] = q.etps.get(sym, math.nan)
-        self.betas.record(q.vix, prices)
+        self.betas.record_close(snap, q.vix, prices, tuple(self._etps))
 
     def _decide(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         signal = read_signal(self.p.signal, snap)

@@ -161,8 +161,12 @@ class ExpiryBook:
         self._set_id: int | None = None
 
     def observe(self, market: MarketModel) -> None:
+        memo = market.memo("monthly_vx")
+        monthly = memo.get(None)
+        if monthly is None:
+            monthly = memo[None] = [e for e in market.quotes.vx if is_monthly_vix_expiry(e)]
         seen = self.seen
-        new = [e for e in market.quotes.vx if e not in seen and is_monthly_vix_expiry(e)]
+        new = [e for e in monthly if e not in seen]
         if new:
             seen.update(new)
             self._set_id = None
