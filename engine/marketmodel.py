@@ -89,7 +89,7 @@ class PriceCache:
     Keyed by the snapshot object (replays of one panel reuse the same snapshot objects, see
     adapters/sim/replay.py) and the pricing parameters. Past ``max_values`` the oldest snapshots are dropped
     (a run still holding one keeps it until it moves on). Results are the same with or without sharing: every
-    cached value is what the run would have computed itself (tests/unit/engine/test_price_cache.py)."""
+    cached value is what the run would have computed itself (tests/integration/test_shared_prices_replay.py)."""
 
     def __init__(self, max_values: int = 3_000_000) -> None:
         self.max_values = max_values
@@ -127,6 +127,12 @@ class PriceCache:
     def clear(self) -> None:
         self._entries.clear()
         self.values = 0
+
+
+def snapshot_memo(market, name: str) -> dict:
+    """market.memo(name) for a MarketModel; a throwaway dict for a stand-in market without one (tests)."""
+    memo = getattr(market, "memo", None)
+    return memo(name) if memo is not None else {}
 
 
 def pricing_key(params: PricingParams) -> str:

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract
+from engine.marketmodel import snapshot_memo
 from engine.orders import OrderLeg
 from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
@@ -141,7 +142,7 @@ class IronCondorBook(Strategy):
             return
         p = self.p
         market = ctx.market
-        costs = market.memo("condor_cost")   # a condor's buy-back cost is a function of the snapshot
+        costs = snapshot_memo(market, "condor_cost")   # a condor's buy-back cost is a function of the snapshot
         for c in live:
             dte = (c.expiry - snap.date).days
             if dte <= 0 and p.exit_dte == 0:
@@ -220,7 +221,7 @@ class IronCondorBook(Strategy):
         """Long put, short put, short call, long call strikes on the listed grid. They depend only on the
         snapshot and these parameters, so they are kept in the snapshot's memo (shared by a sweep's runs)."""
         p = self.p
-        memo = m.memo("condor_strikes")
+        memo = snapshot_memo(m, "condor_strikes")
         key = (root, expiry, settlement, p.short_delta, p.wing, p.long_delta, p.wing_width_pct)
         hit = memo.get(key)
         if hit is not None:

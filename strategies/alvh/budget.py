@@ -34,7 +34,7 @@ from typing import Literal, Protocol
 from pydantic import Field
 
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
-from engine.marketmodel import MarketModel
+from engine.marketmodel import MarketModel, snapshot_memo
 from engine.params import Params
 from engine.risk import option_group_requirement
 
@@ -128,10 +128,11 @@ class TrailingBetas:
             if day != 0:
                 return self.record(vix, prices)
             tape = self._tape = _BetaTape.of(snap, self.p.beta_window, series)
+        if day < len(tape.snaps) and tape.snaps[day] is not snap:
+            # another run went on with other closes (live: today's snapshot is not the replay's): go on privately
+            tape = self._tape = tape.fork(day)
         if day == len(tape.snaps):
             tape.advance(snap, vix, prices)
-        elif tape.snaps[day] is not snap:  # pragma: no cover - a replay records every close in order
-            raise RuntimeError("trailing betas: closes recorded out of order")
         self.day = day
         self._cache.clear()
 
@@ -198,8 +199,10 @@ class _BetaTape:
     _tapes: dict[tuple, _BetaTape] = {}
 
     def __init__(self, window: int) -> None:
+        self.window = window
         self.engine = TrailingBetas(BudgetParams(beta_window=window))
         self.snaps: list = []
+        self.inputs: list[tuple[float, dict[tuple, float]]] = []
         self.moves: dict[tuple, tuple[list[int], list[tuple[int, float]]]] = {}
 
     @classmethod
@@ -221,6 +224,14 @@ class _BetaTape:
             days.append(day)
             stats.append((len(w.pairs), w.slope()))
         self.snaps.append(snap)
+        self.inputs.append((vix, prices))
+
+    def fork(self, day: int) -> _BetaTape:
+        """A private tape with this one's first `day` closes, to go on with other closes."""
+        t = _BetaTape(self.window)
+        for snap, (vix, prices) in zip(self.snaps[:day], self.inputs[:day]):
+            t.advance(snap, vix, prices)
+        return t
 
     def stats(self, key, day: int) -> tuple[int, float]:
         """(pairs, slope) of a series' window as of the close of `day`."""
@@ -271,7 +282,7 @@ def condor_vega_dollars(market: MarketModel, legs: list[tuple[OptionContract, in
     """$ change of the condor legs for a +1 point (0.01) parallel rise in SPX implied vol."""
     if not legs:
         return 0.0
-    memo = market.memo("spx_vega")   # per-unit vega of a contract: a function of the snapshot alone
+    memo = snapshot_memo(market, "spx_vega")   # per-unit vega of a contract: a function of the snapshot alone
     total = 0.0
     for o, n in legs:
         vega = memo.get(o.key, _MISSING)

@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 from engine.calendar import trading_days, vix_expiry
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option
 from engine.instruments import vx_future as _new_vx_future
-from engine.marketmodel import MarketModel
+from engine.marketmodel import MarketModel, snapshot_memo
 from engine.params import Params
 from engine.strikes import vix_strike_grid
 from engine.vixfutures import RollSchedule
@@ -161,7 +161,7 @@ class ExpiryBook:
         self._set_id: int | None = None
 
     def observe(self, market: MarketModel) -> None:
-        memo = market.memo("monthly_vx")
+        memo = snapshot_memo(market, "monthly_vx")
         monthly = memo.get(None)
         if monthly is None:
             monthly = memo[None] = [e for e in market.quotes.vx if is_monthly_vix_expiry(e)]
@@ -229,7 +229,7 @@ def _pick_expiry(live: list[tuple[dt.date, float]], today: dt.date, target: int,
 
 
 def _pick_strike(market: MarketModel, expiry: dt.date, F: float, select: str, delta: float, otm: float) -> float:
-    memo = market.memo("vix_strikes")   # a function of the snapshot: shared by the runs of a sweep
+    memo = snapshot_memo(market, "vix_strikes")   # a function of the snapshot: shared by the runs of a sweep
     key = (expiry, F, select, delta, otm)
     K = memo.get(key)
     if K is None:
