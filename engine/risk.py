@@ -7,6 +7,7 @@ Long options and ETP shares are paid in full from cash (no margin loan).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -45,7 +46,7 @@ def _group_requirement(legs: list[tuple[OptionContract, int]], underlying: float
     orders of a snapshot and, in a sweep, by many runs)."""
     if memo is None:
         return option_group_requirement(legs, underlying, down, up)
-    key = (underlying, down, up, *((o.strike, o.right, o.multiplier, q) for o, q in legs))
+    key = (underlying, down, up, tuple([(o.strike, o.right, o.multiplier, q) for o, q in legs]))
     hit = memo.get(key)
     if hit is None:
         hit = memo[key] = option_group_requirement(legs, underlying, down, up)
@@ -61,10 +62,10 @@ def margin_requirement(holdings: Iterable[tuple[Instrument, int]], spx: float,
         if qty == 0:
             continue
         if isinstance(inst, OptionContract):
-            groups[(inst.underlying, inst.expiry)].append((inst, qty))
+            groups[("VIX" if inst.root == "VIX" else "SPX", inst.expiry)].append((inst, qty))
         elif isinstance(inst, FutureContract):
             px = vx_price(inst.expiry)
-            if np.isfinite(px):
+            if math.isfinite(px):
                 total += abs(qty) * px * inst.multiplier * params.vx_margin_fraction
         elif isinstance(inst, Equity):
             pass  # paid in full
@@ -73,7 +74,7 @@ def margin_requirement(holdings: Iterable[tuple[Instrument, int]], spx: float,
             total += _group_requirement(legs, spx, params.spx_stress_move, params.spx_stress_move, memo)
         else:
             und = vx_price(expiry)
-            if not np.isfinite(und):
+            if not math.isfinite(und):
                 und = max(opt.strike for opt, _ in legs)
             total += _group_requirement(legs, und, 0.9, params.vix_stress_up, memo)
     return total
