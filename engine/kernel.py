@@ -207,12 +207,12 @@ class Kernel:
                                       for i, q, p in zip(insts, qtys, prices)]) - commission
         cost_vs_mid = _sum_like_numpy([float(q) * (p - mid) * i.multiplier
                                        for i, q, p, mid in zip(insts, qtys, prices, mids)]) + commission
-        holdings = self.ledger.net_holdings()
+        holdings, equity = self.ledger.holdings_and_equity()
         for inst, qty in zip(insts, qtys):
             h = holdings.setdefault(inst.key, [inst, 0])
             h[1] += qty
         return check_buying_power(
-            equity=self.ledger.equity(), cash=self.ledger.cash,
+            equity=equity, cash=self.ledger.cash,
             holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
             cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin, memo=m.memo("margin"))
 

@@ -104,6 +104,19 @@ class Ledger:
             h[1] += p.quantity
         return out
 
+    def holdings_and_equity(self) -> tuple[dict[str, list], float]:
+        """(net_holdings(), equity()) from one pass over the positions (the pre-trade check needs both)."""
+        out: dict[str, list] = {}
+        vals = []
+        for p in self.positions.values():
+            h = out.get(p.instrument.key)
+            if h is None:
+                h = out[p.instrument.key] = [p.instrument, 0]
+            h[1] += p.quantity
+            vals.append(p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
+                        else p.quantity * p.mark * p.multiplier)
+        return out, self.cash + sum(vals)
+
     def net_positions(self) -> dict[str, int]:
         return {k: q for k, (_, q) in self.net_holdings().items() if q != 0}
 

@@ -190,10 +190,10 @@ class IronCondorBook(Strategy):
             return
         expiry = exp.date.date() if hasattr(exp.date, "date") else exp.date
         m = ctx.market
-        lp, sp, sc, lc = self._strikes(m, exp.root, expiry, exp.settlement)
-        if not (lp < sp < sc < lc):
+        legs = self._legs(m, exp.root, expiry, exp.settlement)
+        if legs is None:
             return
-        legs = tuple(OptionContract(exp.root, expiry, float(k), r, exp.settlement) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        lp, sp, sc, lc = (leg.strike for leg in legs)
         ratios = (1, -1, -1, 1)
         credit = -_net(ratios, m.mid_list(legs))
         width = max(sp - lp, lc - sc)
@@ -217,15 +217,25 @@ class IronCondorBook(Strategy):
                                    limit=round(limit, 2))
         self.by_intent[c.open_intent] = c.cid
 
-    def _strikes(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[float, float, float, float]:
-        """Long put, short put, short call, long call strikes on the listed grid. They depend only on the
-        snapshot and these parameters, so they are kept in the snapshot's memo (shared by a sweep's runs)."""
+    def _legs(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[OptionContract, ...] | None:
+        """Long put, short put, short call, long call on the listed grid (None when the strikes do not make a
+        condor). They depend only on the snapshot and these parameters, so they are kept in the snapshot's memo
+        (shared by a sweep's runs)."""
         p = self.p
-        memo = snapshot_memo(m, "condor_strikes")
+        memo = snapshot_memo(m, "condor_legs")
         key = (root, expiry, settlement, p.short_delta, p.wing, p.long_delta, p.wing_width_pct)
-        hit = memo.get(key)
-        if hit is not None:
-            return hit
+        if key in memo:
+            return memo[key]
+        lp, sp, sc, lc = self._strikes(m, root, expiry, settlement)
+        legs = None
+        if lp < sp < sc < lc:
+            legs = tuple(OptionContract(root, expiry, float(k), r, settlement)
+                         for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        memo[key] = legs
+        return legs
+
+    def _strikes(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[float, float, float, float]:
+        p = self.p
         probe = OptionContract(root, expiry, m.spot, "P", settlement)
         T = m.years_to(probe)
         surface = m.surface
@@ -239,8 +249,7 @@ class IronCondorBook(Strategy):
             w = p.wing_width_pct * m.spot
             lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
             lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
-        hit = memo[key] = (lp, sp, sc, lc)
-        return hit
+        return lp, sp, sc, lc
 
     def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None:
         cid = self.by_intent.get(fill.intent_id)
