@@ -7,11 +7,12 @@ this machine started for the run; each worker loads the panel on its first task 
 ``worker_panel``). Every run in a worker process shares that process's market state: the replay snapshots and
 the snapshot price cache (adapters/sim/backtest.py), so only a worker's first run prices the market.
 
-Tasks go to Dask in chunks (a few per worker, fewer round trips) and come back in task order. Progress: a bar
+Tasks go to Dask in chunks (about sixteen per worker: fewer round trips) and come back in task order. Progress: a bar
 with ETA on a terminal, a plain line every ``PROGRESS_SECONDS`` otherwise (logs, CI).
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any
+from typing import Any, Self
 
 _PANELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -85,7 +86,7 @@ class Progress:
         return (f"{self.desc}: {self.done}/{self.total} runs ({100 * self.done / max(self.total, 1):.0f}%), "
                 f"{rate:.1f} runs/s, elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -94,9 +95,9 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
-    if seconds != seconds:   # NaN: no rate yet
+    if math.isnan(seconds):   # no rate yet
         return "?"
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
@@ -131,8 +132,9 @@ def _run_chunk(fn: Callable[[dict, str], dict], chunk: list[dict], data_dir: str
 
 
 def _chunks(tasks: list[dict], n_workers: int) -> list[list[dict]]:
-    """About four chunks per worker: few round trips, and a slow chunk at the end cannot hold up much."""
-    size = max(1, len(tasks) // max(4 * n_workers, 1))
+    """About sixteen chunks per worker: a large grid makes few round trips, and the last chunk cannot hold the
+    others up by more than a few percent."""
+    size = max(1, len(tasks) // max(16 * n_workers, 1))
     return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
 

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = {"hedged": "config/alvh.toml", "condor": "config/condor.toml"}
@@ -93,7 +95,7 @@ print(f"alvh bus: {n_bars} bars ({len(idx)} days x {2 * repeat} feeds) in {dt_:.
 
 
 def _child(python: str, code: str, args: list[str], cwd: Path) -> str:
-    out = subprocess.run([python, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run([python, "-c", code, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"benchmark child in {cwd} failed:\n{out.stderr[-2000:]}")
     return out.stdout
@@ -161,18 +163,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--against", type=Path, help="checkout of the code to compare with (runs alternately)")
     ap.add_argument("--peers-python", help="interpreter with backtrader and nautilus_trader installed")
-    ap.add_argument("--peers-dir", type=Path, default=ROOT.parent.parent / "shared" / "bench")
+    ap.add_argument("--peers-dir", type=Path, help="the peer scripts (default: ../shared/bench beside the checkout)")
     ap.add_argument("--data-dir", help="market data (default: $ALVH_DATA_DIR, then the user cache)")
     ap.add_argument("--only", choices=["replay", "bus"])
     a = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from adapters.data.errors import DataError
-    from adapters.data.panel import resolve_data_dir
-
-    try:
-        a.data_dir = str(resolve_data_dir(a.data_dir))
-    except DataError as e:
-        raise SystemExit(str(e)) from None
+    a.data_dir = data_dir.resolve(a.data_dir)
+    if a.peers_dir is None:   # /work/main -> /work/shared/bench; a worktree /work/wt/x -> /work/shared/bench
+        a.peers_dir = next((p / "shared" / "bench" for p in ROOT.parents if (p / "shared" / "bench").is_dir()),
+                           ROOT.parent / "shared" / "bench")
     if a.against is not None and not (a.against / "adapters" / "sim" / "backtest.py").is_file():
         raise SystemExit(f"--against {a.against}: not a checkout of this project (no adapters/sim/backtest.py)")
     if a.only != "bus":

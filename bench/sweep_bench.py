@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import data_dir
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def _alvh(tree: Path, args: list[str], data_dir: str) -> float:
     """Run `python -m adapters.cli ARGS` in `tree` (its own modules); wall seconds."""
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "adapters.cli", *args, "--data-dir", data_dir], cwd=tree,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
     if out.returncode != 0:
         raise SystemExit(f"alvh {' '.join(args)} in {tree} failed:\n{out.stderr[-3000:]}")
@@ -138,14 +139,7 @@ def main() -> None:
     ap.add_argument("--data-dir", help="market data (default: $ALVH_DATA_DIR, then the user cache)")
     ap.add_argument("--keep", type=Path, help="keep the outputs in this directory")
     a = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from adapters.data.errors import DataError
-    from adapters.data.panel import resolve_data_dir
-
-    try:
-        a.data_dir = str(resolve_data_dir(a.data_dir))
-    except DataError as e:
-        raise SystemExit(str(e)) from None
+    a.data_dir = data_dir.resolve(a.data_dir)
     if a.against is not None and not (a.against / "adapters" / "cli").is_dir():
         raise SystemExit(f"--against {a.against}: not a checkout of this project (no adapters/cli)")
     trees = [("now", ROOT)] + ([("before", a.against.resolve())] if a.against else [])

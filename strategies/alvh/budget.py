@@ -29,7 +29,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -196,7 +196,7 @@ class _BetaTape:
     """Every run of a sweep or verdict records the same closes: the windows are kept once per process, with each
     series' (pairs, slope) after every day it moved, for the runs that come after (bounded: a few tapes)."""
 
-    _tapes: dict[tuple, _BetaTape] = {}
+    _tapes: ClassVar[dict[tuple, _BetaTape]] = {}
 
     def __init__(self, window: int) -> None:
         self.window = window
