@@ -63,18 +63,17 @@ def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
 
 
 class SnapshotPrices:
-    """What has been priced at one snapshot under one set of pricing parameters: the surfaces, times to
-    settlement, model mids and any per-snapshot memo a caller keeps (``MarketModel.memo``). Every value is a pure
+    """What has been priced at one snapshot under one set of pricing parameters: times to settlement, model mids
+    and any per-snapshot memo a caller keeps (``MarketModel.memo``). The surfaces are not kept (a run that meets
+    a contract no earlier run priced rebuilds the snapshot's surface: a few microseconds, far less memory). Every value is a pure
     function of the snapshot's quotes and the parameters, so runs that replay the same snapshot (a sweep's
     configurations, a verdict's scenarios) can share one: a contract is priced once per snapshot per worker."""
 
-    __slots__ = ("T", "cache", "memos", "mids", "snap", "surface", "vix_surfaces")
+    __slots__ = ("T", "cache", "memos", "mids", "snap")
 
     def __init__(self, snap: MarketSnapshot, cache: PriceCache | None = None) -> None:
         self.snap = snap
         self.cache = cache   # told how many values are added, for its bound
-        self.surface: SpxSurface | None = None
-        self.vix_surfaces: dict[dt.date, VixOptionSurface] = {}
         self.T: dict[tuple, float] = {}
         self.mids: dict[str, float] = {}
         self.memos: dict[str, dict] = {}
@@ -162,7 +161,8 @@ class MarketModel:
         if prices is None:
             prices = SnapshotPrices(snap)
         self._store = prices
-        self._vix_surfaces = prices.vix_surfaces
+        self._surface: SpxSurface | None = None
+        self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
         self._T = prices.T
         self._mid_cache = prices.mids
 
@@ -207,8 +207,7 @@ class MarketModel:
     # ---- surfaces ------------------------------------------------------------------------------
     @property
     def surface(self) -> SpxSurface:
-        store = self._store
-        if store.surface is None:
+        if self._surface is None:
             q = self.quotes
             points = []
             if self.params.use_term_structure:
@@ -218,8 +217,8 @@ class MarketModel:
                         points.append((days / 365.0, level / 100.0))
             if not points:
                 points = [(30 / 365.0, q.vix / 100.0)]
-            store.surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
-        return store.surface
+            self._surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
+        return self._surface
 
     def vix_surface(self, expiry: dt.date) -> VixOptionSurface:
         s = self._vix_surfaces.get(expiry)

@@ -119,20 +119,22 @@ class TrailingBetas:
         self._cache: dict[tuple, float] = {}
         self._tape: _BetaTape | None = None   # set by record_close: the windows live there
 
-    def record_close(self, snap, vix: float, prices: dict[tuple, float], series: tuple) -> None:
-        """record() for a snapshot: the betas of the same closes (same first snapshot, window and `series`, the
-        ETP symbols priced) are computed once per process and read by every run (_BetaTape)."""
+    def record_close(self, snap, etps: tuple[str, ...]) -> None:
+        """record() of a close snapshot: spot VIX, every VX contract and the `etps` symbols. The betas of the same
+        closes (same first snapshot, window and symbols) are computed once per process and read by every run
+        (_BetaTape)."""
         day = self.day + 1
         tape = self._tape
         if tape is None:
             if day != 0:
-                return self.record(vix, prices)
-            tape = self._tape = _BetaTape.of(snap, self.p.beta_window, series)
+                self.record(snap.quotes.vix, close_prices(snap, etps))
+                return
+            tape = self._tape = _BetaTape.of(snap, self.p.beta_window, etps)
         if day < len(tape.snaps) and tape.snaps[day] is not snap:
             # another run went on with other closes (live: today's snapshot is not the replay's): go on privately
             tape = self._tape = tape.fork(day)
         if day == len(tape.snaps):
-            tape.advance(snap, vix, prices)
+            tape.advance(snap)
         self.day = day
         self._cache.clear()
 
@@ -198,39 +200,38 @@ class _BetaTape:
 
     _tapes: ClassVar[dict[tuple, _BetaTape]] = {}
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, etps: tuple[str, ...]) -> None:
         self.window = window
+        self.etps = etps
         self.engine = TrailingBetas(BudgetParams(beta_window=window))
         self.snaps: list = []
-        self.inputs: list[tuple[float, dict[tuple, float]]] = []
         self.moves: dict[tuple, tuple[list[int], list[tuple[int, float]]]] = {}
 
     @classmethod
-    def of(cls, first_snap, window: int, series: tuple) -> _BetaTape:
-        key = (id(first_snap), window, series)
+    def of(cls, first_snap, window: int, etps: tuple[str, ...]) -> _BetaTape:
+        key = (id(first_snap), window, etps)
         tape = cls._tapes.get(key)
         if tape is None or not tape.snaps or tape.snaps[0] is not first_snap:
             if len(cls._tapes) >= 8:
                 cls._tapes.pop(next(iter(cls._tapes)))
-            tape = cls._tapes[key] = cls(window)
+            tape = cls._tapes[key] = cls(window, etps)
         return tape
 
-    def advance(self, snap, vix: float, prices: dict[tuple, float]) -> None:
+    def advance(self, snap) -> None:
         e = self.engine
         day = len(self.snaps)
-        for k in e.record(vix, prices):
+        for k in e.record(snap.quotes.vix, close_prices(snap, self.etps)):
             w = e.win[k]
             days, stats = self.moves.setdefault(k, ([], []))
             days.append(day)
             stats.append((len(w.pairs), w.slope()))
         self.snaps.append(snap)
-        self.inputs.append((vix, prices))
 
     def fork(self, day: int) -> _BetaTape:
         """A private tape with this one's first `day` closes, to go on with other closes."""
-        t = _BetaTape(self.window)
-        for snap, (vix, prices) in zip(self.snaps[:day], self.inputs[:day]):
-            t.advance(snap, vix, prices)
+        t = _BetaTape(self.window, self.etps)
+        for snap in self.snaps[:day]:
+            t.advance(snap)
         return t
 
     def stats(self, key, day: int) -> tuple[int, float]:
@@ -240,6 +241,15 @@ class _BetaTape:
             return 0, math.nan
         i = bisect.bisect_right(m[0], day) - 1
         return m[1][i] if i >= 0 else (0, math.nan)
+
+
+def close_prices(snap, etps: tuple[str, ...]) -> dict[tuple, float]:
+    """The series a close records: every VX contract, and the ETPs the hedge may hold (NaN when unpriced)."""
+    q = snap.quotes
+    prices: dict[tuple, float] = {("VX", e): p for e, p in q.vx.items()}
+    for sym in etps:
+        prices[("ETP", sym)] = q.etps.get(sym, math.nan)
+    return prices
 
 
 # ---------------------------------------------------------------------------------------------------
