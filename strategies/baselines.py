@@ -28,6 +28,7 @@ from engine.strategy import Strategy, StrategyContext, add_fill
 from engine.strikes import strike_for_delta, strike_grid, vix_strike_grid
 from strategies.alvh.instruments import is_monthly_vix_expiry, live_monthly
 from strategies.benchmarks.vxth import VXTH_WEIGHTS, vix_call_weight
+from strategies.needs import SeriesNeed
 
 
 class VxthParams(Params):
@@ -37,6 +38,10 @@ class VxthParams(Params):
     decision_phase: Literal["open", "close"] = "open"
     table: tuple[tuple[float, float], ...] = Field(VXTH_WEIGHTS, description="(upper bound of the next-month VX "
                                                    "level, share of equity in calls), first match wins")
+
+    def needs(self) -> list[SeriesNeed]:
+        """The VX futures (the next-month future sets the weight; VIX calls are priced on their own future)."""
+        return [SeriesNeed("vx", "the VXTH-style hedge"), SeriesNeed("vix", "the VXTH-style hedge")]
 
 
 class _OptionBuyer(Strategy):
@@ -120,6 +125,10 @@ class SpxPutParams(Params):
         if not self.min_dte <= self.target_dte <= self.max_dte or self.roll_dte >= self.min_dte:
             raise ValueError("spx_puts: need roll_dte < min_dte <= target_dte <= max_dte")
         return self
+
+    def needs(self) -> list[SeriesNeed]:
+        why = "the SPX put hedge"
+        return [SeriesNeed("spx", why), SeriesNeed("vix", why), SeriesNeed("rate", why)]
 
 
 class SpxPutHedge(_OptionBuyer):

@@ -46,7 +46,7 @@ from adapters.live.jobs import Jobs
 from adapters.live.killswitch import KillSwitch
 from adapters.live.pump import Pump
 from adapters.live.scheduler import ReplayClock, SessionScheduler, in_reset_window, plan_session
-from adapters.live.state import StateStore
+from adapters.live.state import StateStore, configured_state_path
 from config.daemon import DaemonParams, ScheduleParams
 from config.wiring import build_kernel, build_strategies
 from engine.clock import ET, WallClock
@@ -67,13 +67,7 @@ def daemon_params(cfg) -> DaemonParams:
 
     if cfg.daemon is None:
         raise ConfigError(f"{cfg.source}: daemon: the daemon needs a [daemon] table (see config/ib_paper.toml)")
-    params = cfg.daemon
-    state = Path(params.state_path).expanduser()
-    source = Path(str(cfg.source))
-    if not state.is_absolute() and source.is_file():
-        state = source.resolve().parent / state
-        params = params.model_copy(update={"state_path": str(state)})
-    return params
+    return cfg.daemon.model_copy(update={"state_path": str(configured_state_path(cfg))})
 
 
 def make_strategies(cfg, params: DaemonParams) -> list[Strategy]:

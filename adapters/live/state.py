@@ -59,6 +59,16 @@ def account_key(account: str) -> str:
     return hashlib.sha256(f"alvh-account:{account}".encode()).hexdigest()[:16]
 
 
+def configured_state_path(cfg: Any) -> Path:
+    """`daemon.state_path` of a RunConfig, relative to the config file's directory (not the working directory),
+    so `alvh run`, `alvh halt` and `alvh status` given the same config open the same file from anywhere."""
+    state = Path(cfg.daemon.state_path).expanduser()
+    source = Path(str(cfg.source))
+    if not state.is_absolute() and source.is_file():
+        state = source.resolve().parent / state
+    return state
+
+
 def describe_sqlite_error(path: Path, e: sqlite3.Error) -> str:
     """One sentence for a state file SQLite refuses."""
     text = str(e)

@@ -83,7 +83,7 @@ def test_extends_layers_over_the_base_and_errors_name_the_file_given(tmp_path):
 
 
 def test_not_a_file_or_not_toml(tmp_path):
-    with pytest.raises(ConfigError, match=": not a file$"):
+    with pytest.raises(ConfigError, match=": is a directory, not a TOML config file$"):
         load_config(tmp_path)
     with pytest.raises(ConfigError, match=": file does not exist$"):
         load_config(tmp_path / "missing.toml")
