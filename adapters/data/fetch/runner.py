@@ -104,11 +104,28 @@ def fetch_all(dest: Path, *, sources: Iterable[str | Source] | str | None = None
 
 
 def _run_jobs(jobs: list[Download], opt: JobOptions, report: FetchReport, bar: Progress, workers: int) -> None:
-    """Run the jobs; stop when ``UNREACHABLE_STREAK`` in a row could not reach their server."""
+    """Run the jobs; stop when ``UNREACHABLE_STREAK`` in a row could not reach their server.
+
+    The streak is counted in the worker threads as each download ends, so the abort is raised at once and a
+    busy main thread cannot let more downloads start against a network that is down (at most the ones already
+    running when the streak completes also fail)."""
+    lock = threading.Lock()
     streak: list[FetchResult] = []
+    at_stop: list[FetchResult] = []      # the streak that raised the abort, for the sentence
+
+    def run_counted(job: Download) -> FetchResult:
+        res = run_job(job, opt)
+        if res.status != "not_tried":
+            with lock:
+                streak[:] = [*streak, res] if res.unreachable else []
+                if len(streak) >= UNREACHABLE_STREAK and not opt.abort.is_set():
+                    at_stop[:] = streak
+                    opt.abort.set()
+        return res
+
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_job, job, opt): job for job in jobs}
+            futures = {pool.submit(run_counted, job): job for job in jobs}
             for fut in as_completed(futures):
                 if fut.cancelled():
                     continue
@@ -117,14 +134,13 @@ def _run_jobs(jobs: list[Download], opt: JobOptions, report: FetchReport, bar: P
                 if res.status == "not_tried":
                     continue
                 bar.update(res)
-                streak = [*streak, res] if res.unreachable else []
-                if len(streak) >= UNREACHABLE_STREAK and not report.stopped:
-                    opt.abort.set()
+                if opt.abort.is_set() and not report.stopped:
                     for other, job in futures.items():
                         if other.cancel():
                             report.results.append(FetchResult(job.source, job.target, redact_url(job.url),
                                                               "not_tried"))
-                    report.stopped = _stop_sentence(streak)
+                    with lock:
+                        report.stopped = _stop_sentence(list(at_stop))
     finally:
         bar.close()
 
