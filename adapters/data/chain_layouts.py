@@ -213,7 +213,7 @@ def _read_table(name: str, path: Path, columns: list[str]) -> tuple[pd.DataFrame
 def _saturday_to_friday(expiry: pd.Series) -> tuple[pd.Series, int]:
     """Before 2015 standard SPX options carried a Saturday expiration date; they settled on the Friday's SOQ, which
     is the engine's expiry date for AM series."""
-    sat = expiry.dt.dayofweek == 5
+    sat = expiry.dt.day_of_week == 5
     return expiry.where(~sat, expiry - pd.Timedelta(days=1)), int(sat.sum())
 
 
@@ -329,7 +329,7 @@ def load_layout_g(path: Path) -> ChainSnapshot:
         std = np.array([e == vix_expiry(e.year, e.month) for e in expiry])
         root = np.where(std, "VIX", "VIXW")
         notes.append(f"{name}: no roots in the file: the standard monthly VIX expiries read as VIX, the rest as VIXW")
-        odd = sorted({f"{e:%Y-%m-%d}" for e in expiry[expiry.dt.dayofweek != 2]})
+        odd = sorted({f"{e:%Y-%m-%d}" for e in expiry[expiry.dt.day_of_week != 2]})
         if odd:
             notes.append(f"{name}: non-Wednesday expiry label(s) {', '.join(odd)} kept as labelled (Texp follows them)")
     else:
