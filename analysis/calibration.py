@@ -3,7 +3,7 @@
 - SPX surface shape (engine.volsurface.SkewParams): least squares on the implied-vol error of the three earliest
   Cboe chain snapshots (2022-02-04, 2022-06-10, 2023-02-07), all out-of-the-money options with |delta| 0.03-0.50
   and 7-90 days to expiry; the three later chains (2023-08-18, 2023-09-14, 2024-01-05) are out of sample.
-  The model is evaluated exactly as replay builds it at the close (analysis.fidelity.surface_errors).
+  The model is evaluated exactly as replay builds it at the close (analysis.spx_surface.surface_errors).
 - SPX option spread model (execution.spreads.spx_option base and pct): median (L1) fit of the quoted
   half-spread on the same three early chains, out of sample on the later three. No option quotes from
   2006-2015 exist in shared/data, so the spread model can only be fitted on the chain snapshots.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import fidelity as F
+from analysis import spx_surface as F
 from engine.execution import ExecutionParams, SpreadParams
 from engine.marketmodel import PricingParams
 from engine.pricing import black76_price
@@ -100,7 +100,7 @@ def fit_spx_skew(panel, chains: dict[str, ChainData], base: PricingParams | None
     """Least-squares (soft-L1, 1 vol point scale) fit of SKEW_FIT_FIELDS on the in-sample chains."""
     from scipy.optimize import least_squares
 
-    from analysis.fidelity import close_snapshot_model
+    from analysis.spx_surface import close_snapshot_model
     from engine.instruments import spx_option
     from engine.marketmodel import MarketModel
 

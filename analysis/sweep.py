@@ -1,197 +1,96 @@
 """Parameter sweeps of the ALVH hedge, on one machine or a Dask cluster.
 
-``run_tasks`` runs task dicts through a worker function: in this process (workers=1), in a local
-process pool (workers>1, one market panel per worker process, loaded by the pool initializer), or on a
-Dask distributed cluster (``scheduler="tcp://host:port"``; each worker loads the panel on its first
-task and keeps it). A tqdm bar shows progress.
-
-``run_sweep`` expands a grid (config/sweep.toml) into hedge configurations, runs the unhedged baseline
-once per distinct cost/condor setting, runs every configuration, and writes one row per
-configuration (Parquet and CSV): full-period CAGR/Sharpe/Calmar/max DD, hedge carry, and each
-episode's drawdown reduction vs the matching baseline.
+``load_sweep`` reads the grid (config/sweep.toml, typed: every error is one sentence naming the file and the
+key); ``expand`` turns it into hedge configurations, each checked before anything runs; ``run_sweep`` runs the
+unhedged baseline once per cost level and every configuration (analysis.runs through analysis.tasks), and
+writes one row per configuration (Parquet and CSV): full-period CAGR/Sharpe/Calmar/max DD, hedge carry, and
+each episode's drawdown reduction vs the matching baseline.
 """
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import itertools
 import json
 import math
-import multiprocessing as mp
 import os
-import threading
 import time
-import tomllib
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-_PANELS: dict[str, Any] = {}
-_LOCK = threading.Lock()
-PANEL_LOADS = 0   # how many times this process loaded a panel (tests check "once per worker")
+from analysis.config_files import load_model
+from analysis.episodes import episodes_in, load_episodes, reduction_pct
+from analysis.runs import make_task, run_task_safe
+from analysis.scenarios import INSTRUMENT_PRESETS, preset_layers
+from analysis.tasks import run_tasks, worker_panel
+from config.errors import ConfigError, config_error
+from engine.params import Params
+from strategies.alvh.budget import Reading
+from strategies.alvh.layers import ActivationMode
 
-
-def worker_panel(data_dir: str):
-    """The market panel for data_dir, loaded at most once per process."""
-    global PANEL_LOADS
-    key = str(data_dir)
-    p = _PANELS.get(key)
-    if p is not None:
-        return p
-    with _LOCK:
-        p = _PANELS.get(key)
-        if p is None:
-            from adapters.data.panel import load_panel
-
-            p = load_panel(key)
-            _PANELS[key] = p
-            PANEL_LOADS += 1
-    return p
+InstrumentPreset = Literal[tuple(INSTRUMENT_PRESETS)]  # type: ignore[valid-type]
+Weight = Annotated[float, Field(ge=0, le=1)]
 
 
-def _init_worker(data_dir: str) -> None:
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
-    worker_panel(data_dir)
-
-
-def _bar(total: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not progress, unit="run", dynamic_ncols=True)
-
-
-def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: str, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True, desc: str = "runs") -> list[dict]:
-    """Results in task order."""
-    if not tasks:
-        return []
-    if scheduler:
-        return _run_dask(fn, tasks, data_dir, scheduler, progress, desc)
-    if workers <= 1:
-        out = []
-        with _bar(len(tasks), desc, progress) as bar:
-            for t in tasks:
-                out.append(fn(t, data_dir))
-                bar.update()
-        return out
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    results: list[dict | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(data_dir,)) as pool, _bar(len(tasks), desc, progress) as bar:
-        futs = {pool.submit(fn, t, data_dir): i for i, t in enumerate(tasks)}
-        for f in as_completed(futs):
-            results[futs[f]] = f.result()
-            bar.update()
-    return results  # type: ignore[return-value]
-
-
-def _run_dask(fn, tasks, data_dir, scheduler, progress, desc) -> list[dict]:
-    try:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
-    except ImportError as e:  # pragma: no cover - dask is an optional extra
-        raise RuntimeError("--scheduler needs dask[distributed] (pip install 'alvh[sweep]')") from e
-    client = Client(scheduler, timeout="30s")
-    try:
-        futs = client.map(fn, tasks, data_dir=data_dir, pure=False)
-        with _bar(len(tasks), desc, progress) as bar:
-            for _ in dask_completed(futs):
-                bar.update()
-        return client.gather(futs)
-    finally:
-        client.close()
-
-
-def run_task_safe(task: dict, data_dir: str) -> dict:
-    """run_task, but a failing configuration becomes an error row instead of stopping the sweep."""
-    from analysis.verdict import run_task
-
-    try:
-        return run_task(task, data_dir)
-    except Exception as e:  # noqa: BLE001 - reported per configuration in the results table
-        import traceback
-
-        return {"id": task["id"], "meta": task.get("meta", {}), "metrics": None,
-                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
-
-
-def process_info(_task: dict | None = None, data_dir: str | None = None) -> dict:
-    """For tests: which process ran this and how often it has loaded a panel (after making sure it has one,
-    as every configuration does)."""
-    if data_dir is not None:
-        worker_panel(data_dir)
-    return {"pid": os.getpid(), "panel_loads": PANEL_LOADS}
-
-
-# ---------------------------------------------------------------------------------------------------
-# the grid
-# ---------------------------------------------------------------------------------------------------
-
-INSTRUMENT_PRESETS: dict[str, list[dict]] = {
-    # the default: front VX future, 5-month constant-maturity VX blend, 150-DTE 30-delta VIX calls
-    "futures": [{"type": "vx", "month": 1, "roll_days": 5}, {"type": "cm", "term": "mid"},
-                {"type": "vix_call", "target_dte": 150, "min_entry_dte": 120, "max_entry_dte": 250, "roll_dte": 60}],
-    "blends": [{"type": "cm", "term": "short"}, {"type": "cm", "term": "mid"},
-               {"type": "vix_call", "target_dte": 150, "min_entry_dte": 120, "max_entry_dte": 250, "roll_dte": 60}],
-    "etps": [{"type": "etp", "symbol": "VIXY"}, {"type": "etp", "symbol": "VIXM"},
-             {"type": "vix_call", "target_dte": 150, "min_entry_dte": 120, "max_entry_dte": 250, "roll_dte": 60}],
-    "calls": [{"type": "vix_call", "target_dte": 38, "min_entry_dte": 30, "max_entry_dte": 45, "roll_dte": 14},
-              {"type": "vix_call", "target_dte": 75, "min_entry_dte": 60, "max_entry_dte": 90, "roll_dte": 30},
-              {"type": "vix_call", "target_dte": 150, "min_entry_dte": 120, "max_entry_dte": 250, "roll_dte": 60}],
-    "calendars": [{"type": "vx", "month": 1, "roll_days": 5}, {"type": "cm", "term": "mid"},
-                  {"type": "vix_calendar", "near_dte": 30, "far_dte": 150, "roll_dte": 7}],
-}
-
-
-class SweepSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SweepSection(Params):
     config: str = "config/alvh.toml"
     episodes: str = "config/episodes.toml"
-    start: str | None = None
-    end: str | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
     limit: int | None = Field(None, ge=1, description="run only the first N configurations")
 
+    @model_validator(mode="after")
+    def _order(self):
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
 
-class Axes(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    thresholds: list[list[float]] | None = None
-    weights: list[list[float]] | None = None
-    reading: list[str] | None = None
-    instruments: list[str] | None = None
-    activation: list[str] | None = None
+
+class Axes(Params):
+    thresholds: list[Annotated[list[float], Field(min_length=1)]] | None = None
+    weights: list[Annotated[list[Weight], Field(min_length=1)]] | None = None
+    reading: list[Reading] | None = None
+    instruments: list[InstrumentPreset] | None = None
+    activation: list[ActivationMode] | None = None
     signal: list[str] | None = None
     gates: list[list[str]] | None = None
-    cost_mult: list[float] | None = None
+    cost_mult: list[Annotated[float, Field(gt=0)]] | None = None
     paths: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values, e.g. hedge.budget.vega_offset")
 
+    @field_validator("paths")
+    @classmethod
+    def _hedge_keys(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        bad = [k for k in v if not k.startswith("hedge.")]
+        if bad:
+            raise ValueError(f"path axes must start with 'hedge.' (got {bad[0]!r})")
+        return v
 
-class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class SweepSpec(Params):
     sweep: SweepSection = Field(default_factory=SweepSection)
     axes: Axes = Field(default_factory=Axes)
+    _source: str = PrivateAttr("<sweep grid>")   # the file name errors are reported against
+
+    @property
+    def source(self) -> str:
+        return self._source
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    p = Path(path)
-    if not p.exists():
-        alt = Path(__file__).resolve().parents[1] / "config" / p.name
-        if alt.exists():
-            p = alt
-        else:
-            raise ValueError(f"sweep file {path} does not exist")
-    try:
-        return SweepSpec.model_validate(tomllib.loads(p.read_text()))
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p}: not valid TOML: {e}") from None
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ValueError(f"{p}: bad value for '{'.'.join(str(x) for x in first['loc'])}': {first['msg']}") from None
+    """The grid file, typed. Raises config.errors.ConfigError."""
+    spec, label = load_model(path, SweepSpec, "sweep.toml")
+    spec._source = label
+    return spec
 
 
 def _set_path(d: dict, dotted: str, value) -> None:
@@ -226,8 +125,10 @@ def scale_costs(execution: dict, m: float) -> dict:
 
 
 def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
-    """One dict per configuration: {'axes': {...}, 'hedge': raw hedge table, 'cost_mult': float}."""
-    from strategies.alvh import parse_hedge
+    """One dict per configuration: {'axes': {...}, 'hedge': raw hedge table, 'cost_mult': float}. Every
+    configuration is validated here, so a bad combination fails (ConfigError) before anything runs."""
+    from strategies.alvh import AlvhParams
+    from strategies.hedges import parse_hedge
 
     a = spec.axes
     named = [(k, v) for k, v in (("thresholds", a.thresholds), ("weights", a.weights), ("reading", a.reading),
@@ -235,6 +136,8 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
                                  ("signal", a.signal), ("gates", a.gates), ("cost_mult", a.cost_mult)) if v]
     paths = [(k, v) for k, v in a.paths.items() if v]
     axes = named + paths
+    if isinstance(base_hedge, BaseModel):  # typed [hedge] params: the table as the user wrote it
+        base_hedge = base_hedge.model_dump(mode="json", exclude_unset=True)
     base = copy.deepcopy(base_hedge)
     if not base.get("layers"):
         base["layers"] = [lp.model_dump(mode="json") for lp in parse_hedge(base).layers]
@@ -253,10 +156,7 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
             elif k == "reading":
                 h.setdefault("budget", {})["reading"] = v
             elif k == "instruments":
-                if v not in INSTRUMENT_PRESETS:
-                    raise ValueError(f"sweep: unknown instrument preset {v!r}; known: {sorted(INSTRUMENT_PRESETS)}")
-                for i, lp in enumerate(h["layers"]):
-                    lp["instrument"] = dict(INSTRUMENT_PRESETS[v][i % 3])
+                h["layers"] = preset_layers(h["layers"], v)
             elif k == "activation":
                 h["activation"] = v
             elif k == "signal":
@@ -266,10 +166,14 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
             elif k == "cost_mult":
                 cost = float(v)
             else:
-                if not k.startswith("hedge."):
-                    raise ValueError(f"sweep: path axes must start with 'hedge.' (got {k!r})")
-                _set_path(h, k[len("hedge."):], v)
-        parse_hedge(h)  # a bad combination fails before anything runs
+                try:
+                    _set_path(h, k[len("hedge."):], v)
+                except (IndexError, KeyError, TypeError, ValueError):
+                    raise ConfigError(f"{spec.source}: axes.paths.{k}: no such key in the [hedge] table") from None
+        try:
+            AlvhParams.model_validate(h)
+        except ValidationError as e:
+            raise config_error(spec.source, e, prefix="hedge") from None
         out.append({"axes": {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in values.items()},
                     "hedge": h, "cost_mult": cost})
     if spec.sweep.limit:
@@ -279,20 +183,17 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
 
 def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: str | None = None,
               out: Path | None = None, progress: bool = True, start=None, end=None) -> tuple[pd.DataFrame, dict]:
-    from analysis.verdict import detect_spikes, load_episodes, make_task, reduction_pct
     from config.settings import load_config
 
     cfg = load_config(spec.sweep.config)
-    if cfg.hedge is None:
-        raise ValueError(f"{spec.sweep.config}: the sweep needs a [hedge] table to vary")
+    if cfg.hedge is None or getattr(cfg.hedge, "kind", None) not in ("alvh", "static"):
+        raise ConfigError(f"{spec.sweep.config}: hedge: the sweep needs an ALVH [hedge] table (kind = 'alvh') to vary")
     epi_spec, named = load_episodes(spec.sweep.episodes)
+    configs = expand(spec, cfg.hedge)
     s0 = pd.Timestamp(start or spec.sweep.start or cfg.run.start)
     e0 = pd.Timestamp(end or spec.sweep.end or cfg.run.end)
-    panel = worker_panel(str(data_dir))
-    daily = panel.daily.loc[s0:e0]
-    episodes = [e for e in named + detect_spikes(daily["vix_close"], daily["spx_close"], epi_spec.detect, named)
-                if e.end >= s0 and e.start <= e0]
-    configs = expand(spec, cfg.hedge)
+    panel = worker_panel(str(data_dir))   # every file is checked above, before the data is read
+    episodes = episodes_in(epi_spec, named, panel.daily, s0, e0)
     cfg_dict = cfg.model_dump(mode="json")
     base_tasks, cost_keys = [], sorted({c["cost_mult"] for c in configs})
     for m in cost_keys:

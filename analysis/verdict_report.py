@@ -11,15 +11,13 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
+
+from analysis.figures import plt, save
 
 # one colour per scenario, stable across plots
 COLORS = {
@@ -235,10 +233,7 @@ def plot_episode(res, ep, path: Path, scenarios: list[str] | None = None) -> Pat
     ax3.grid(alpha=0.3)
     _date_axis(ax3, (b - a).days + 20)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def plot_activations(res, path: Path) -> Path:
@@ -272,10 +267,7 @@ def plot_activations(res, path: Path) -> Path:
     ax2.set_xlabel("date")
     ax2.grid(alpha=0.3, axis="x")
     _date_axis(ax2, (vix.index[-1] - vix.index[0]).days)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def plot_full(res, path: Path) -> Path:
@@ -303,10 +295,7 @@ def plot_full(res, path: Path) -> Path:
     ax2.grid(alpha=0.3)
     e0 = next(iter(res.curves.values()))["equity"]
     _date_axis(ax2, (e0.index[-1] - e0.index[0]).days)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def plot_reductions(res, path: Path) -> Path:
@@ -335,10 +324,7 @@ def plot_reductions(res, path: Path) -> Path:
     ax.set_title(f"Did '{d}' cut episode drawdowns by the claimed 35-40%?")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def write_plots(res, out: Path) -> list[Path]:

@@ -1,4 +1,8 @@
-"""Typed settings loaded from TOML. Unknown keys and bad values fail at start, naming the key."""
+"""A run's configuration: one TOML file (optionally `extends` another) validated into typed settings at load.
+
+Every table is typed here, so a bad value stops the run before any data is read, with one sentence naming the file
+and the key (config/errors.py). Strategies receive their typed parameters, never a dict to validate later.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,22 +10,24 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from config.daemon import DaemonParams
+from config.errors import ConfigError, config_error
 from engine.execution import ExecutionParams
+from engine.limits import RiskLimits
 from engine.marketmodel import PricingParams
+from engine.params import Params
 from engine.risk import MarginParams
+from strategies.hedges import HedgeParams, NoHedgeParams
 from strategies.iron_condor import CondorParams
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
-
-class ConfigError(Exception):
-    """One sentence naming the file and the key."""
+__all__ = ["CONFIG_DIR", "ConfigError", "RunConfig", "RunParams", "deep_merge", "load_config", "read_toml"]
 
 
-class RunParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunParams(Params):
     start: dt.date = dt.date(2006, 1, 1)
     end: dt.date = dt.date(2025, 12, 31)
     initial_equity: float = Field(1_000_000.0, gt=0)
@@ -33,37 +39,40 @@ class RunParams(BaseModel):
         return self
 
 
-class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunConfig(Params):
     name: str = "condor"
     run: RunParams = Field(default_factory=RunParams)
     pricing: PricingParams = Field(default_factory=PricingParams)
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
     margin: MarginParams = Field(default_factory=MarginParams)
+    risk: RiskLimits = Field(default_factory=RiskLimits)
     condor: CondorParams | None = Field(default_factory=CondorParams)
-    hedge: dict[str, Any] | None = None      # validated by strategies.alvh when present
-    daemon: dict[str, Any] | None = None     # validated by the daemon when present
+    hedge: HedgeParams | None = None
+    daemon: DaemonParams | None = None
 
     source: str = Field("<defaults>", exclude=True)
 
-
-def _format_error(path: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "<root>"
-    msg = first["msg"]
-    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
-    return f"{path}: bad value for '{loc}': {msg}{more}"
+    @model_validator(mode="after")
+    def _normalise(self):
+        if isinstance(self.hedge, NoHedgeParams):
+            self.hedge = None
+        if self.daemon is not None:
+            # the daemon never trades without order limits: those left unset take the live defaults
+            self.risk = self.risk.with_live_defaults()
+        return self
 
 
 def _find(path: str | Path, relative_to: Path | None = None) -> Path:
     p = Path(path)
     for candidate in (p, (relative_to / p) if relative_to else None, CONFIG_DIR / p.name):
         if candidate is not None and candidate.exists():
+            if not candidate.is_file():
+                raise ConfigError(f"{path}: not a file")
             return candidate
-    raise ConfigError(f"config file {path} does not exist")
+    raise ConfigError(f"{path}: file does not exist")
 
 
-def _read_toml(path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_toml(path: str | Path, relative_to: Path | None = None, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read one TOML file; `extends = "other.toml"` layers this file over another (one source of truth
     for the condor book shared by several configs)."""
     p = _find(path, relative_to).resolve()
@@ -73,12 +82,14 @@ def _read_toml(path: str | Path, relative_to: Path | None = None, seen: tuple[Pa
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read: {e}") from None
     base = data.pop("extends", None)
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: 'extends' must be a file name")
-    return deep_merge(_read_toml(base, p.parent, (*seen, p)), data)
+        raise ConfigError(f"{path}: extends: must be a file name")
+    return deep_merge(read_toml(base, p.parent, (*seen, p)), data)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -86,13 +97,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     label = "<defaults>"
     if path is not None:
         label = str(path)
-        data = _read_toml(path)
+        data = read_toml(path)
     if overrides:
         data = deep_merge(data, overrides)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(label, e)) from None
+        raise config_error(label, e, data) from None
     cfg.source = label
     return cfg
 

@@ -7,9 +7,10 @@ SPX_DIVIDEND_POINTS holds the dividends per share (index points) paid in each ca
 calendar day: TR_t = TR_{t-1} * (P_t + D_year * days / 365) / P_{t-1} at each close (days = calendar days since
 the last close, D_year the table value for the year of the close; outside the table `fallback_yield` times the
 prior close). Intraday (open) levels move with the price only. The values are those implied by S&P Dow Jones
-Indices' published annual S&P 500 total returns over our price series (analysis.fidelity.derive_dividend_points
-re-derives them and tests/test_fidelity.py checks they still reproduce the published annual figures); they agree
-with S&P's published annual dividends per share (e.g. 2008: 28.39, 2011: 26.43, 2013: 34.99) to within about 1 %.
+Indices' published annual S&P 500 total returns over our price series (analysis.replicas.derive_dividend_points
+re-derives them and tests/integration/test_fidelity.py checks they still reproduce the published annual figures);
+they agree with S&P's published annual dividends per share (e.g. 2008: 28.39, 2011: 26.43, 2013: 34.99) to within
+about 1 %.
 """
 from __future__ import annotations
 

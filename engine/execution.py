@@ -6,17 +6,18 @@ Every number here is a config value with a documented default (docs/assumptions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.params import Params
 
 
-class SpreadParams(BaseModel):
+class SpreadParams(Params):
     """Half-spread = clip(base + pct * mid, min_half, max_half) * stress, stress = 1 + vix_k * max(0, VIX - 20) / 20."""
 
-    model_config = ConfigDict(extra="forbid")
     base: float = Field(ge=0)
     pct: float = Field(ge=0)
     min_half: float = Field(ge=0)
@@ -34,10 +35,9 @@ def _default_spreads() -> dict[str, SpreadParams]:
     }
 
 
-class CostParams(BaseModel):
+class CostParams(Params):
     """Per contract (per share for ETPs), per side, in USD: broker commission plus exchange/regulatory fees."""
 
-    model_config = ConfigDict(extra="forbid")
     spx_option: float = Field(1.25, ge=0, description="IB ~0.65 + Cboe SPX exchange/ORF/OCC ~0.60")
     vix_option: float = Field(1.10, ge=0, description="IB ~0.65 + Cboe VIX fees ~0.45")
     vx_future: float = Field(2.50, ge=0, description="IB ~0.85 + CFE/NFA fees ~1.65")
@@ -45,15 +45,14 @@ class CostParams(BaseModel):
     etp_min_per_order: float = Field(1.0, ge=0)
 
 
-class ExecutionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExecutionParams(Params):
     spreads: dict[str, SpreadParams] = Field(default_factory=_default_spreads)
     costs: CostParams = Field(default_factory=CostParams)
     spread_paid_combo: float = Field(0.5, ge=0, le=1, description="fraction of each leg's half-spread paid by a multi-leg order")
     spread_paid_single: float = Field(1.0, ge=0, le=1, description="fraction of the half-spread paid by a single-leg order")
     slippage_ticks: float = Field(0.5, ge=0, description="extra ticks per leg beyond the spread paid")
     stress_vix_k: float = Field(0.5, ge=0, description="spread stress multiplier slope vs VIX above 20")
-    fill_timing: str = Field("same_snapshot", pattern="^(same_snapshot|next_snapshot)$")
+    fill_timing: Literal["same_snapshot", "next_snapshot"] = "same_snapshot"
 
 
 def instrument_class(inst: Instrument) -> str:

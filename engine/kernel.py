@@ -26,6 +26,7 @@ from engine.events import (
 from engine.execution import ExecutionSimulator
 from engine.instruments import FutureContract, OptionContract
 from engine.ledger import Ledger
+from engine.limits import RiskGate, RiskLimits
 from engine.marketmodel import MarketModel, PricingParams
 from engine.orders import OrderRequest
 from engine.ports import Broker
@@ -53,7 +54,7 @@ class Kernel:
     def __init__(self, *, bus: EventBus, clock: Clock, broker: Broker, ledger: Ledger,
                  strategies: list[Strategy], pricing: PricingParams | None = None,
                  execution: ExecutionSimulator | None = None, margin: MarginParams | None = None,
-                 strict_settlement: bool = True) -> None:
+                 limits: RiskLimits | None = None, orders_today=None, strict_settlement: bool = True) -> None:
         self.bus = bus
         self.clock = clock
         self.broker = broker
@@ -64,6 +65,8 @@ class Kernel:
         self._vix_params = self.pricing.vix_option_params()
         self.execution = execution or ExecutionSimulator()
         self.margin = margin or MarginParams()
+        # limits and the kill switch: the same checks for every broker, replay or live
+        self.risk = RiskGate(limits, orders_today)
         # Replay: a missing settlement value is a data error. Live: the value (VRO, SOQ) can arrive late,
         # so the position stays on the book, is logged, and is settled at the first snapshot that has it.
         self.strict_settlement = strict_settlement
@@ -89,6 +92,8 @@ class Kernel:
             for s in self.strategies:
                 s.on_start(self.contexts[s.book])
         self._settle_expiring(snap)
+        if self.risk.limits.watches_losses and self.ledger.positions and self.risk.halted is None:
+            self._watch_losses(snap)
         on_market = getattr(self.broker, "on_market", None)
         if on_market is not None:
             on_market(self.market)
@@ -130,16 +135,44 @@ class Kernel:
     def _strategy(self, book: str) -> Strategy | None:
         return self._by_book.get(book)
 
+    def _watch_losses(self, snap: MarketSnapshot) -> None:
+        insts = [p.instrument for p in self.ledger.positions.values()]
+        marks = dict(zip((i.key for i in insts), self.market.mids(insts).tolist()))
+        reason = self.risk.loss_breach(snap.date, self.ledger.equity_at(marks), self.ledger.initial_cash)
+        if reason is not None:
+            self.halt(reason)
+
+    # ---- the kill switch -----------------------------------------------------------------------
+    def halt(self, reason: str) -> None:
+        """Refuse every new order and cancel every working one, whatever the broker."""
+        if self.risk.halt(reason):
+            log.warning("halted", reason=reason)
+        for order in list(self.broker.working_orders()):
+            self.broker.cancel(order.intent_id)
+
+    def resume(self) -> None:
+        self.risk.resume()
+
+    @property
+    def halted(self) -> str | None:
+        return self.risk.halted
+
     # ---- orders --------------------------------------------------------------------------------
     def submit(self, order: OrderRequest) -> None:
-        """Pre-trade risk check (the same in replay and live), then hand the order to the broker."""
-        reason = self.pretrade_check(order)
+        """Limits and kill switch, then the buying-power check (the same in replay and live), then the broker."""
+        m = self.market
+        today = m.date if m is not None else self.clock.now().date()
+        reason = self.risk.refusal(order, today=today, vx=m.vx, etp=m.etp,
+                                   held=lambda key: self.ledger.net_positions().get(key, 0))
+        if reason is None:
+            reason = self.pretrade_check(order)
         if reason is not None:
             self.records.rejections.append((self.market.date if self.market else None, order.intent_id, reason))
             log.debug("order_rejected", intent=order.intent_id, reason=reason)
             self.bus.publish(OrderStatusEvent(self.clock.now(), order.intent_id, order.book, OrderState.REJECTED,
                                               0, order.quantity, reason))
             return
+        self.risk.accepted(today)
         self.broker.submit(order)
 
     def pretrade_check(self, order: OrderRequest) -> str | None:

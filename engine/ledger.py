@@ -66,6 +66,17 @@ class Ledger:
     def equity(self) -> float:
         return self.cash + self.market_value()
 
+    def equity_at(self, prices: dict[str, float]) -> float:
+        """Equity if every position were marked at `prices` (unknown or NaN: its last mark); changes nothing,
+        so a loss limit can watch intraday without moving the day's variation margin."""
+        total = self.cash
+        for pos in self.positions.values():
+            px = prices.get(pos.instrument.key, math.nan)
+            mark = pos.mark if math.isnan(px) else px
+            base = pos.vm_price if pos.is_future else 0.0
+            total += pos.quantity * (mark - base) * pos.multiplier
+        return total
+
     def book_pnl(self, book: str) -> float:
         """Cash flows plus open market value of one book (interest is the account's, not a book's)."""
         return self.book(book).cash_flow + self.market_value(book)

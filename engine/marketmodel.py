@@ -11,11 +11,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from engine.clock import ET
 from engine.events import MarketSnapshot, Phase
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.params import Params
 from engine.pricing import black76_greeks, bsm_greeks
 from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOptionSurface
 
@@ -24,12 +25,11 @@ YEAR_SECONDS = 365.0 * 86400.0
 TERM_DAYS = {"vix9d": 9, "vix": 30, "vix3m": 91, "vix6m": 182}
 
 
-class PricingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PricingParams(Params):
     div_yield: float = Field(0.018, ge=0, le=0.1, description="SPX continuous dividend yield (constant)")
     spx_skew: dict[str, float] = Field(default_factory=dict, description="overrides of SkewParams fields")
     vix_options: dict[str, float] = Field(default_factory=dict, description="overrides of VixOptionParams fields")
-    use_term_structure: bool = Field(True, description="use VIX9D/VIX3M/VIX6M when available, else VIX alone")
+    use_term_structure: StrictBool = Field(True, description="use VIX9D/VIX3M/VIX6M when available, else VIX alone")
 
     @model_validator(mode="after")
     def _known_fields(self):

@@ -11,17 +11,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool
 
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.params import Params
 
 
-class MarginParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MarginParams(Params):
     spx_stress_move: float = Field(0.20, gt=0, description="band around SPX spot for uncovered legs")
     vix_stress_up: float = Field(1.5, gt=0, description="VIX futures/options can rise 150% in a spike")
     vx_margin_fraction: float = Field(0.5, gt=0, le=1, description="VX initial margin as a fraction of notional")
-    allow_margin_loan: bool = Field(False, description="allow debit orders that take cash below zero")
+    allow_margin_loan: StrictBool = Field(False, description="allow debit orders that take cash below zero")
 
 
 def option_group_requirement(legs: list[tuple[OptionContract, int]], underlying: float, down: float,

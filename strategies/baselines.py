@@ -17,12 +17,13 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract, spx_option, vix_option
 from engine.orders import OrderLeg
+from engine.params import Params
 from engine.strategy import Strategy, StrategyContext, add_fill
 from engine.strikes import strike_for_delta, strike_grid, vix_strike_grid
 from strategies.alvh.instruments import is_monthly_vix_expiry, live_monthly
@@ -42,8 +43,7 @@ def vxth_weight(vx: float, table=VXTH_TABLE) -> float:
     return 0.0
 
 
-class VxthParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VxthParams(Params):
     kind: Literal["vxth"] = "vxth"
     book: str = "hedge"
     delta: float = Field(0.30, gt=0, lt=1)
@@ -117,8 +117,7 @@ class VxthHedge(_OptionBuyer):
         self._buy(ctx, vix_option(e, K, "C"), w * ctx.equity, today)
 
 
-class SpxPutParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SpxPutParams(Params):
     kind: Literal["spx_puts"] = "spx_puts"
     book: str = "hedge"
     target_dte: int = Field(90, ge=7, le=365)

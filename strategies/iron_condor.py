@@ -15,18 +15,18 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract
 from engine.orders import OrderLeg
+from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
 from engine.strikes import strike_for_delta, strike_grid
 
 
-class CondorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CondorParams(Params):
     entry_frequency: Literal["daily", "weekly", "monthly"] = "weekly"
     entry_weekday: int = Field(0, ge=0, le=4, description="0=Monday; a holiday moves entry to the next session")
     entry_phase: Literal["open", "close"] = "close"

@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, DataError, ConfigError, ReplayRangeError) as e:
+    except ConfigError as e:  # a bad config is a usage error, like a bad flag: exit 2, before any data is read
+        print(f"alvh: error: {e}", file=sys.stderr)
+        return 2
+    except (UserError, DataError, ReplayRangeError) as e:
         print(f"alvh: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -5,7 +5,10 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from adapters.cli.common import UserError, add_common, iso_date
+from config.errors import ConfigError
 
 
 def _data_dir(args) -> str:
@@ -25,9 +28,9 @@ def cmd_verdict(args) -> int:
 
     cfg = load_config(args.config)
     if cfg.hedge is None:
-        raise UserError(f"{args.config}: the verdict needs a [hedge] table (see config/alvh.toml)")
+        raise ConfigError(f"{args.config}: hedge: the verdict needs a [hedge] table (see config/alvh.toml)")
     if cfg.condor is None:
-        raise UserError(f"{args.config}: the verdict needs the [condor] book the hedge protects")
+        raise ConfigError(f"{args.config}: condor: the verdict needs the [condor] book the hedge protects")
     scenarios = [s.strip() for s in args.scenarios.split(",")] if args.scenarios else None
     try:
         res = run_verdict(cfg, _data_dir(args), episode_file=args.episodes, start=args.start, end=args.end,
@@ -47,6 +50,8 @@ def cmd_verdict(args) -> int:
 def cmd_sweep(args) -> int:
     from analysis.sweep import load_sweep, run_sweep
 
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
     try:
         spec = load_sweep(args.grid)
         if args.limit:
@@ -59,8 +64,6 @@ def cmd_sweep(args) -> int:
     cols = [c for c in ("config", "thresholds", "weights", "reading", "instruments", "activation", "cost_mult",
                         "mean_reduction_named", "n_exceeded", "n_met", "n_worse", "hedge_carry_pct_yr",
                         "max_dd_pct", "cagr_pct") if c in table]
-    import pandas as pd
-
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print("Top 10 by mean drawdown reduction over the named episodes:")
         print(table.sort_values("mean_reduction_named", ascending=False)[cols].head(10).round(2).to_string(index=False))

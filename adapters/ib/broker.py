@@ -35,45 +35,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import StrictBool
 
-from adapters.live import crashpoint
-from adapters.live.state import StateStore
 from adapters.ib.connection import Connection, IBTimeout, bounded
 from adapters.ib.contracts import ContractError, ContractResolver
 from adapters.ib.errors import ACKED_STATUSES, ErrorKind, classify
 from adapters.ib.marketdata import LegQuote, MarketData
+from adapters.live import crashpoint
+from adapters.live.state import StateStore
+from config.daemon import OrderParams
 from engine.bus import EventBus
 from engine.events import Event, FillEvent, LegFill, OrderState, OrderStatusEvent
 from engine.execution import ExecutionSimulator
 from engine.instruments import Equity, FutureContract, OptionContract
+from engine.limits import RiskLimits
 from engine.marketmodel import MarketModel
 from engine.orders import OrderRequest
 
 log = structlog.get_logger("alvh.ib")
 
 TERMINAL_IB = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
-
-
-class OrderParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    improve_steps: int = Field(3, ge=0, le=20, description="price steps from the start price to the bound")
-    step_seconds: float = Field(20.0, gt=0, le=600)
-    start_fraction: float = Field(0.0, ge=0, le=1, description="0 = start at mid, 1 = start at the natural price")
-    max_concession: float = Field(1.0, ge=0, le=2, description="bound = mid + this x (natural - mid), capped by the strategy limit")
-    timeout_seconds: float = Field(120.0, gt=0, le=7200, description="after the last step, cancel the remainder")
-    combo_tick: float = Field(0.05, gt=0, description="SPX complex orders price in 0.05 steps")
-    commission_wait_seconds: float = Field(2.0, ge=0, le=60, description="wait this long for commission reports")
-    send_deadline_seconds: float = Field(120.0, gt=0, description="an intent not sendable within this is abandoned")
-    cancel_on_shutdown: bool = Field(False, description="cancel working orders on a clean shutdown")
-
-
-class RiskLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_contracts_per_order: int = Field(50, ge=1, description="options/futures per leg (ETP shares: max_hedge_notional)")
-    max_orders_per_day: int = Field(30, ge=1)
-    max_hedge_notional: float = Field(500_000.0, gt=0, description="per order: VX/VIX-option underlying or ETP value")
-    halt_on_position_mismatch: bool = Field(True, description="halt new orders when IB's positions differ from the ledger's")
 
 
 # ---- pricing ---------------------------------------------------------------------------------
@@ -146,14 +127,14 @@ class _Live:
     trade: Any = None
     path: list[float] = field(default_factory=list)
     step: int = 0
-    acked: bool = False
-    final: bool = False
+    acked: StrictBool = False
+    final: StrictBool = False
     ib_status: str = ""
     last_error: int | None = None
     last_error_msg: str = ""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
-    cancel_requested: bool = False
+    cancel_requested: StrictBool = False
 
 
 class IBBroker:
@@ -168,7 +149,7 @@ class IBBroker:
         self.store = store
         self.clock = clock
         self.p = orders or OrderParams()
-        self.risk = risk or RiskLimits()
+        self.risk = (risk or RiskLimits()).with_live_defaults()
         self.execution = execution or ExecutionSimulator()
         self.block_reason = block_reason or (lambda: None)
         self.bus: EventBus | None = None

@@ -19,13 +19,13 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.ib.errors import ErrorKind, classify
 from adapters.cli.logs import mask
+from adapters.ib.errors import ErrorKind, classify
+from config.daemon import IBSettings
 
 log = structlog.get_logger("alvh.ib")
 
@@ -44,23 +44,6 @@ class ClientIdInUse(ConnectionError):
 
 class FatalConnectionError(Exception):
     """Raised by an on_up callback to stop retrying (e.g. a live account the config does not allow)."""
-
-
-class IBSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host: str = "127.0.0.1"
-    port: int = Field(7497, ge=0, le=65535, description="TWS paper 7497, Gateway paper 4002")
-    client_id: int = Field(17, ge=0)
-    client_id_fallbacks: list[int] = Field(default_factory=list, description="tried in turn when TWS answers 326")
-    account: str = Field("", description="pick this account when the login manages several")
-    connect_timeout: float = Field(10.0, gt=0, le=120)
-    request_timeout: float = Field(10.0, gt=0, le=120)
-    market_data_type: Literal["live", "frozen", "delayed", "delayed_frozen"] = "live"
-    max_messages_per_second: float = Field(40.0, gt=0, lt=50, description="pacing: IB allows 50/s")
-    reconnect_initial: float = Field(1.0, gt=0, le=60)
-    reconnect_factor: float = Field(2.0, ge=1, le=10)
-    reconnect_max: float = Field(60.0, gt=0, le=3600)
-    reconnect_attempts: int = Field(0, ge=0, description="0 = keep trying")
 
 
 MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed_frozen": 4}

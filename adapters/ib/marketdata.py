@@ -26,13 +26,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import StrictBool
 
 from adapters.ib.connection import Pacer, bounded
 from adapters.ib.contracts import ContractError, ContractResolver
+from config.daemon import MarketDataParams
 from engine.events import MarketQuotes, Phase
 from engine.instruments import Instrument
 
@@ -41,20 +41,6 @@ log = structlog.get_logger("alvh.ib")
 INDEX_FIELDS = {"SPX": "spx", "VIX": "vix", "VIX9D": "vix9d", "VIX3M": "vix3m", "VIX6M": "vix6m", "VVIX": "vvix",
                 "SKEW": "skew"}
 REQUIRED = ("SPX", "VIX")
-
-
-class MarketDataParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["stream", "snapshot"] = "stream"
-    indices: list[str] = Field(default_factory=lambda: ["VIX9D", "VIX3M", "VIX6M", "VVIX", "SKEW"],
-                               description="optional indices besides SPX and VIX (skipped when not available)")
-    vx_months: int = Field(6, ge=0, le=12)
-    etps: list[str] = Field(default_factory=lambda: ["VIXY", "VIXM", "VXX"])
-    max_age_seconds: float = Field(30.0, gt=0, description="older quotes are refreshed, then called stale")
-    snapshot_timeout: float = Field(12.0, gt=0, le=60)
-    rate: float = Field(0.04, ge=-0.05, le=0.25, description="risk-free rate (IB has no T-bill quote)")
-    max_option_spread: float = Field(0.5, gt=0, description="an option quote wider than this fraction of mid is unusable "
-                                                              "(only when the mid is above 1.00)")
 
 
 def _finite_pos(x) -> bool:
@@ -100,7 +86,7 @@ class _Line:
     contract: object
     expiry: dt.date | None = None
     ticker: object = None
-    answered: bool = True   # snapshot mode: did the last snapshot request bring an update?
+    answered: StrictBool = True   # snapshot mode: did the last snapshot request bring an update?
 
 
 @dataclass

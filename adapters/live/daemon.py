@@ -1,6 +1,6 @@
 """The alvh daemon: the replay engine's Kernel and strategies, unchanged, trading an IB paper account.
 
-Wiring: EventBus + Kernel + the configured strategies (adapters.sim.backtest.build_strategies, the same
+Wiring: EventBus + Kernel + the configured strategies (strategies.wiring.build_kernel, the same
 objects replay runs) + IBBroker (the kernel's broker) + the SQLite state store.
 
 Life cycle
@@ -43,17 +43,16 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.live import crashpoint
-from adapters.live.scheduler import Job, ScheduleParams, SessionScheduler, in_reset_window, plan_session
-from adapters.live.state import StateStore
-from adapters.ib.broker import IBBroker, OrderParams, RiskLimits
-from adapters.ib.connection import Connection, FatalConnectionError, IBSettings
-from adapters.ib.contracts import ContractResolver
-from adapters.ib.marketdata import MarketData, MarketDataParams
 from adapters.cli.logs import mask
-from engine.bus import EventBus
+from adapters.ib.broker import IBBroker
+from adapters.ib.connection import Connection, FatalConnectionError
+from adapters.ib.contracts import ContractResolver
+from adapters.ib.marketdata import MarketData
+from adapters.live import crashpoint
+from adapters.live.scheduler import Job, SessionScheduler, in_reset_window, plan_session
+from adapters.live.state import StateStore
+from config.daemon import DaemonParams, ScheduleParams
 from engine.clock import ET, WallClock
 from engine.events import Event, MarketQuotes, MarketSnapshot, OrderState, OrderStatusEvent, Phase
 from engine.execution import ExecutionSimulator
@@ -61,6 +60,7 @@ from engine.instruments import Equity, FutureContract, OptionContract
 from engine.kernel import Kernel
 from engine.ledger import Ledger
 from engine.strategy import Strategy
+from strategies.wiring import build_kernel, build_strategies
 
 log = structlog.get_logger("alvh.daemon")
 
@@ -77,55 +77,19 @@ class LiveAccountRefused(DaemonError, FatalConnectionError):
     pass
 
 
-class PaperReplayParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    date: dt.date | None = Field(None, description="historical day to rehearse (or --paper-replay DATE)")
-    speed: float = Field(0.0, ge=0, description="simulated seconds per wall second between jobs; 0 = jump")
-    warmup_start: dt.date | None = Field(None, description="replay-engine start for the pre-day state (default run.start)")
-    server: str = Field("internal", pattern="^(internal|external)$",
-                        description="internal: start a FakeTWS in-process; external: connect to daemon.ib host:port")
-    hedge_checks: bool = Field(False, description="run intraday hedge checks (quotes stay at the open's; the replay "
-                                                  "engine has no intraday snapshot, so decisions may differ)")
-    use_panel: bool = Field(True, description="false: no market data at all - the (external) server's quotes only, "
-                                              "no pre-day state (drills)")
-
-
-class DaemonParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    state_path: str = Field("state/alvh-daemon.sqlite", description="SQLite state store (WAL)")
-    allow_live: bool = Field(False, description="with --allow-live, permit a non-DU (live) account")
-    strategy_factory: str | None = Field(None, description="'module:function' -> list[Strategy] given the RunConfig; "
-                                                           "default: the configured [condor]/[hedge] books")
-    halt_poll_seconds: float = Field(1.0, gt=0, le=60)
-    ready_wait_seconds: float = Field(60.0, gt=0, description="a job waits this long for a (re)connection")
-    ib: IBSettings = Field(default_factory=IBSettings)
-    schedule: ScheduleParams = Field(default_factory=ScheduleParams)
-    orders: OrderParams = Field(default_factory=OrderParams)
-    risk: RiskLimits = Field(default_factory=RiskLimits)
-    market_data: MarketDataParams = Field(default_factory=MarketDataParams)
-    replay: PaperReplayParams = Field(default_factory=PaperReplayParams)
-
-
 def daemon_params(cfg) -> DaemonParams:
-    """Validate the raw [daemon] table of a RunConfig; errors name the file and the key."""
-    from config.settings import ConfigError
+    """The typed [daemon] table of a RunConfig; a config without one cannot run the daemon."""
+    from config.errors import ConfigError
 
-    raw = cfg.daemon or {}
-    try:
-        return DaemonParams.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "<root>"
-        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
-        raise ConfigError(f"{cfg.source}: bad value for 'daemon.{loc}': {first['msg']}{more}") from None
+    if cfg.daemon is None:
+        raise ConfigError(f"{cfg.source}: daemon: the daemon needs a [daemon] table (see config/ib_paper.toml)")
+    return cfg.daemon
 
 
 def make_strategies(cfg, params: DaemonParams) -> list[Strategy]:
     if params.strategy_factory:
         mod, _, fn = params.strategy_factory.partition(":")
         return list(getattr(importlib.import_module(mod), fn)(cfg))
-    from adapters.sim.backtest import build_strategies
-
     return build_strategies(cfg)
 
 
@@ -188,21 +152,21 @@ class Daemon:
         self.clock = clock or WallClock()
         self.paper = paper
         self.store = StateStore(state_path or params.state_path)
-        self.strategies = strategies if strategies is not None else make_strategies(cfg, params)
-        self.bus = EventBus()
-        self.ledger = Ledger(cfg.run.initial_equity)
-        self.execution = ExecutionSimulator(cfg.execution)
         self.conn = Connection(params.ib, ib=ib, on_up=self._on_up, on_down=self._on_down)
         self.resolver = ContractResolver(self.conn.ib, self.conn.pacer, params.ib.request_timeout, self.store,
                                          today=self.today)
         self.md = MarketData(self.conn.ib, self.resolver, self.conn.pacer, params.market_data,
                              request_timeout=params.ib.request_timeout,
                              supplement=paper.supplement if paper is not None else None)
-        self.broker = IBBroker(self.conn, self.resolver, self.md, self.store, clock=self.clock, orders=params.orders,
-                               risk=params.risk, execution=self.execution, block_reason=self._block_reason)
-        self.kernel = Kernel(bus=self.bus, clock=self.clock, broker=self.broker, ledger=self.ledger,
-                             strategies=self.strategies, pricing=cfg.pricing, execution=self.execution,
-                             margin=cfg.margin, strict_settlement=False)
+        self.kernel = build_kernel(
+            cfg, lambda execution: IBBroker(self.conn, self.resolver, self.md, self.store, clock=self.clock,
+                                            orders=params.orders, risk=cfg.risk, execution=execution,
+                                            block_reason=self._block_reason),
+            clock=lambda _bus: self.clock,
+            strategies=strategies if strategies is not None else make_strategies(cfg, params),
+            strict_settlement=False)
+        self.strategies, self.bus, self.ledger = self.kernel.strategies, self.kernel.bus, self.kernel.ledger
+        self.execution, self.broker = self.kernel.execution, self.kernel.broker
         self.broker.emit = self.pump
         self.bus.subscribe(OrderStatusEvent, self._on_status)
         self._pumping = False
@@ -353,7 +317,7 @@ class Daemon:
         self.mismatch = diff
         if diff:
             log.error("position_mismatch", differences={k: {"ib": a, "ledger": b} for k, (a, b) in sorted(diff.items())})
-            if self.p.risk.halt_on_position_mismatch and not self.store.halted():
+            if self.cfg.risk.halt_on_position_mismatch and not self.store.halted():
                 self.store.set_halted("position mismatch with IB: " + ", ".join(sorted(diff)), by="daemon")
                 self._spawn(self._apply_halt())
         return diff
@@ -765,21 +729,15 @@ class PaperReplay:
 
     def prior_state(self, strategies_factory: Callable[[], list[Strategy]], start: dt.date | None = None):
         """Run the replay engine up to the previous trading day: (ledger, strategies, kernel)."""
-        from adapters.sim.replay import HistoricalReplay
         from adapters.sim.broker import SimulatedBroker
-        from engine.clock import SimulatedClock
+        from adapters.sim.replay import HistoricalReplay
 
-        strategies = strategies_factory()
-        bus = EventBus()
-        execution = ExecutionSimulator(self.cfg.execution)
-        ledger = Ledger(self.cfg.run.initial_equity)
-        kernel = Kernel(bus=bus, clock=SimulatedClock(bus), broker=SimulatedBroker(execution), ledger=ledger,
-                        strategies=strategies, pricing=self.cfg.pricing, execution=execution, margin=self.cfg.margin)
+        kernel = build_kernel(self.cfg, SimulatedBroker, strategies=strategies_factory())
         if self.index > 0:
             rp = HistoricalReplay(self.panel, start or self.cfg.run.start, self.replay.dates[self.index - 1])
-            rp.bind(bus)
+            rp.bind(kernel.bus)
             rp.run()
-        return ledger, strategies, kernel
+        return kernel.ledger, kernel.strategies, kernel
 
 
 def _tick(price: float) -> float:

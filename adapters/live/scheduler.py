@@ -24,42 +24,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from config.daemon import ScheduleParams, time_in_window
 from engine.clock import ET
 from engine.events import Phase
-
-
-class ScheduleParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    preopen: dt.time = Field(dt.time(9, 20), description="pre-open checks (ET)")
-    open_snapshot: dt.time = Field(dt.time(9, 31), description="OPEN-phase snapshot (ET)")
-    close_lead_minutes: int = Field(15, ge=1, le=120, description="CLOSE-phase snapshot this long before the session close")
-    hedge_every_minutes: int = Field(15, ge=0, le=390, description="INTRADAY hedge checks every N minutes (0 = none)")
-    eod_after_close_minutes: int = Field(20, ge=0, le=240, description="end-of-day job this long after the close")
-    reset_window: tuple[dt.time, dt.time] = Field((dt.time(23, 45), dt.time(0, 45)),
-                                                 description="broker reset window (ET); nothing runs inside it")
-    misfire_grace_seconds: int = Field(300, ge=0, description="a job missed by less than this still runs (e.g. after a restart)")
-    heartbeat_seconds: float = Field(5.0, gt=0, le=300)
-    plan_at: dt.time = Field(dt.time(1, 0), description="when each day's jobs are planned (ET), after the reset window")
-
-    @field_validator("reset_window", mode="before")
-    @classmethod
-    def _window(cls, v):
-        if isinstance(v, (list, tuple)) and len(v) == 2:
-            return tuple(dt.time.fromisoformat(x) if isinstance(x, str) else x for x in v)
-        return v
-
-    @model_validator(mode="after")
-    def _outside_reset(self):
-        for name in ("preopen", "open_snapshot", "plan_at"):
-            t = getattr(self, name)
-            if time_in_window(t, self.reset_window):
-                raise ValueError(f"schedule.{name} ({t:%H:%M}) falls inside the broker reset window "
-                                 f"{self.reset_window[0]:%H:%M}-{self.reset_window[1]:%H:%M}")
-        if self.preopen >= self.open_snapshot:
-            raise ValueError("schedule.preopen must be before schedule.open_snapshot")
-        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +41,6 @@ class Job:
     @property
     def key(self) -> str:
         return f"{self.session.isoformat()}:{self.name}"
-
-
-def time_in_window(t: dt.time, window: tuple[dt.time, dt.time]) -> bool:
-    start, end = window
-    if start <= end:
-        return start <= t < end
-    return t >= start or t < end  # wraps midnight
 
 
 def in_reset_window(ts: dt.datetime, params: ScheduleParams) -> bool:

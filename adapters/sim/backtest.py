@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from adapters.sim.replay import HistoricalReplay
 from adapters.sim.broker import SimulatedBroker
+from adapters.sim.replay import HistoricalReplay
 from config.settings import RunConfig
-from engine.bus import EventBus
-from engine.clock import SimulatedClock
-from engine.execution import ExecutionSimulator
-from engine.kernel import Kernel
-from engine.ledger import Ledger
 from engine.metrics import Summary, summarize
 from engine.strategy import Strategy
-from strategies.iron_condor import IronCondorBook
+from strategies.wiring import build_kernel
 
 FILL_COLUMNS = ["date", "time", "book", "intent_id", "purpose", "instrument", "quantity", "price", "commission"]
 
@@ -52,31 +47,11 @@ class BacktestResult:
         }
 
 
-def build_strategies(cfg: RunConfig) -> list[Strategy]:
-    out: list[Strategy] = []
-    condor = IronCondorBook(cfg.condor) if cfg.condor is not None else None
-    if condor is not None:
-        out.append(condor)
-    if cfg.hedge is not None:
-        from strategies.alvh import build_hedge  # the hedge is optional; imported only when configured
-
-        out.extend(build_hedge(cfg.hedge, condor=condor))
-    if not out:
-        raise ValueError(f"{cfg.source}: no strategy configured (add a [condor] or [hedge] section)")
-    return out
-
-
 def run_backtest(cfg: RunConfig, panel, *, start=None, end=None,
                  strategies: list[Strategy] | None = None) -> BacktestResult:
     t0 = time.perf_counter()
-    strategies = strategies if strategies is not None else build_strategies(cfg)
-    bus = EventBus()
-    clock = SimulatedClock(bus)
-    execution = ExecutionSimulator(cfg.execution)
-    broker = SimulatedBroker(execution)
-    ledger = Ledger(cfg.run.initial_equity)
-    kernel = Kernel(bus=bus, clock=clock, broker=broker, ledger=ledger, strategies=strategies,
-                    pricing=cfg.pricing, execution=execution, margin=cfg.margin)
+    kernel = build_kernel(cfg, SimulatedBroker, strategies=strategies)
+    strategies, bus = kernel.strategies, kernel.bus
     replay = HistoricalReplay(panel, start or cfg.run.start, end or cfg.run.end)
     replay.bind(bus)
     replay.run()
@@ -92,7 +67,7 @@ def run_backtest(cfg: RunConfig, panel, *, start=None, end=None,
     trades_rows = [t for s in strategies for t in getattr(s, "trades", [])]
     trades = pd.DataFrame(trades_rows, columns=None if trades_rows else ["id", "pnl"])
     rejections = pd.DataFrame(rec.rejections, columns=["date", "intent_id", "reason"])
-    rf = panel.daily["rate_tbill"] if "rate_tbill" in panel.daily else 0.0
+    rf = panel.daily.get("rate_tbill", 0.0)
     summary = summarize(eq["equity"], rf)
     return BacktestResult(cfg, eq, fills, trades, rejections, summary, strategies,
                           events=bus.dispatched, wall_seconds=time.perf_counter() - t0)

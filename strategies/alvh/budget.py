@@ -30,10 +30,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
 from engine.marketmodel import MarketModel
+from engine.params import Params
 from engine.risk import option_group_requirement
 
 Reading = Literal["vega", "equity", "contracts"]
@@ -42,8 +43,7 @@ Reading = Literal["vega", "equity", "contracts"]
 ETP_PRIOR, ETP_MIN, ETP_MAX = 0.03, 0.002, 0.2
 
 
-class BudgetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BudgetParams(Params):
     reading: Reading = "vega"
     vega_offset: float = Field(0.5, gt=0, le=5, description="(a) fraction of the condor's vol-point loss to offset")
     condor_vol_beta: float = Field(1.0, gt=0, le=3, description="(a) SPX implied-vol points per VIX point")

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
 from engine.orders import OrderLeg
+from engine.params import Params
 from engine.strategy import Strategy, StrategyContext, add_fill
 from strategies.alvh.budget import (
     BudgetParams,
@@ -57,8 +58,7 @@ from strategies.alvh.signals import GateParams, Gates, read_signal, validate_sig
 log = structlog.get_logger("alvh.hedge")
 
 
-class LayerParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LayerParams(Params):
     name: str
     weight: float = Field(ge=0, le=1)
     threshold: float = Field(description="signal level at which this layer's trigger switches on")
@@ -77,22 +77,21 @@ def default_layers() -> list[LayerParams]:
     ]
 
 
-class AlvhParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AlvhParams(Params):
     kind: Literal["alvh", "static"] = Field("alvh", description="'static' = the same layers, always on")
     book: str = "hedge"
     condor_book: str = Field("condor", description="book whose risk the hedge offsets")
     signal: str = "vix"
     activation: ActivationMode = "progressive"
     decision_phase: Literal["open", "close"] = "close"
-    intraday_activation: bool = True   # INTRADAY snapshots (the daemon's hedge checks) may switch layers on
+    intraday_activation: StrictBool = True   # INTRADAY snapshots (the daemon's hedge checks) may switch layers on
     rebalance_band: float = Field(0.5, ge=0, le=10,
                                   description="resize a live layer only when target/held leaves [1/(1+band), 1+band]")
     rebalance_days: int = Field(5, ge=0, description="a live layer's size is reviewed every this many decisions")
     budget: BudgetParams = Field(default_factory=BudgetParams)
     gates: GateParams = Field(default_factory=GateParams)
     layers: list[LayerParams] = Field(default_factory=default_layers, min_length=1, max_length=8)
-    record_activity: bool = Field(True, description="keep a per-decision log (plots, tests)")
+    record_activity: StrictBool = Field(True, description="keep a per-decision log (plots, tests)")
 
     @field_validator("signal")
     @classmethod
@@ -117,7 +116,7 @@ class Layer:
     pending: dict[str, str] = field(default_factory=dict)     # intent id -> purpose
     units: float = 0.0
     level: float = 0.0
-    retry: bool = False
+    retry: StrictBool = False
     sized_day: int = -10**9
 
     def holding(self) -> bool:

@@ -29,11 +29,12 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from engine.calendar import trading_days, vix_expiry
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option, vx_future
 from engine.marketmodel import MarketModel
+from engine.params import Params
 from engine.strikes import vix_strike_grid
 from engine.vixfutures import RollSchedule
 
@@ -44,22 +45,18 @@ Basket = dict[Instrument, float]
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VxParams(_Base):
+class VxParams(Params):
     type: Literal["vx"] = "vx"
     month: int = Field(1, ge=1, le=8, description="1 = front monthly VX future")
     roll_days: int = Field(5, ge=0, le=20, description="roll this many NYSE sessions before expiry")
 
 
-class CmParams(_Base):
+class CmParams(Params):
     type: Literal["cm"] = "cm"
     term: Literal["short", "mid"] = Field("short", description="short = months 1-2 (~1M), mid = months 4-7 (~5M)")
 
 
-class EtpParams(_Base):
+class EtpParams(Params):
     type: Literal["etp"] = "etp"
     symbol: Literal["VIXY", "VXX", "VXX_A", "VIXM", "UVXY"] = "VIXY"
     fallback: Literal["cm_short", "cm_mid", "none"] | None = Field(
@@ -72,7 +69,7 @@ class EtpParams(_Base):
         return None if fb == "none" else fb.split("_", 1)[1]
 
 
-class VixCallParams(_Base):
+class VixCallParams(Params):
     type: Literal["vix_call"] = "vix_call"
     target_dte: int = Field(38, ge=7, le=400)
     min_entry_dte: int = Field(20, ge=1)
@@ -91,7 +88,7 @@ class VixCallParams(_Base):
         return self
 
 
-class VixCalendarParams(_Base):
+class VixCalendarParams(Params):
     type: Literal["vix_calendar"] = "vix_calendar"
     near_dte: int = Field(30, ge=7, le=120)
     far_dte: int = Field(120, ge=30, le=400)

@@ -21,19 +21,19 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool
 
 from engine.events import MarketSnapshot, Phase
+from engine.params import Params
 
 SIGNAL_KINDS = ("vix", "vx_front", "term_ratio")
 
 
-class GateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GateParams(Params):
     use: list[Literal["macd", "rsi", "inversion"]] = Field(default_factory=list,
                                                           description="gates combined with the threshold")
     mode: Literal["all", "any"] = "all"
-    apply_to_exit: bool = Field(False, description="also switch layers off when the gates fail")
+    apply_to_exit: StrictBool = Field(False, description="also switch layers off when the gates fail")
     macd_fast: int = Field(12, ge=2)
     macd_slow: int = Field(26, ge=3)
     macd_signal: int = Field(9, ge=2)

@@ -26,20 +26,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.calendar import spx_monthly_expiry
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
 from engine.instruments import OptionContract, spx_option
 from engine.orders import OrderLeg
+from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
 from engine.strikes import strike_grid
 
 log = structlog.get_logger("alvh.cndr")
 
 
-class CNDRParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CNDRParams(Params):
     short_delta: float = Field(0.20, gt=0, lt=0.5, description="|delta| of the short put and call")
     long_delta: float = Field(0.05, gt=0, lt=0.5, description="|delta| of the long put and call")
     collateral_multiple: float = Field(10.0, gt=0, description="T-bill collateral / max loss at each roll")

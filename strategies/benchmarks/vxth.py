@@ -41,13 +41,14 @@ import math
 
 import pandas as pd
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.calendar import vix_expiry
 from engine.dividends import SPX_DIVIDEND_POINTS, SPXTotalReturn
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
 from engine.instruments import Equity, vix_option
 from engine.orders import OrderLeg
+from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
 from engine.strikes import vix_strike_grid
 
@@ -85,8 +86,7 @@ def vxth_roll_dates(start, end) -> list[dt.date]:
     return out
 
 
-class VXTHParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VXTHParams(Params):
     call_delta: float = Field(0.30, gt=0, lt=1)
     weight_table: tuple[tuple[float, float], ...] = Field(
         ((15.0, 0.0), (30.0, 0.01), (50.0, 0.005), (math.inf, 0.0)),

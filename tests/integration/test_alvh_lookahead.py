@@ -12,7 +12,7 @@ from adapters.sim.backtest import run_backtest
 from adapters.data.panel import MarketPanel
 from config.settings import RunConfig
 from engine.calendar import trading_days, vix_expiry
-from strategies.alvh import build_hedge
+from strategies.hedges import build_hedge
 from strategies.iron_condor import IronCondorBook
 
 

@@ -129,7 +129,7 @@ def test_short_and_mid_blend_weights_on_real_expiries(panel):
 
 
 def test_blend_return_on_a_real_day_matches_a_hand_calculation(panel):
-    from analysis.fidelity import vx_blend_returns
+    from analysis.etp_tracking import vx_blend_returns
 
     r = vx_blend_returns(panel, "short")
     vx = panel.vx.set_index(["date", "expiry"])["settle"]
@@ -142,7 +142,7 @@ def test_blend_return_on_a_real_day_matches_a_hand_calculation(panel):
 
 # ---- short real runs through run_backtest ----------------------------------------------------------------
 def test_cndr_replica_runs_through_the_engine_at_mid_with_10x_collateral(panel):
-    from analysis.fidelity import run_cndr
+    from analysis.replicas import run_cndr
 
     res, strat = run_cndr(panel, PricingParams(), "2019-01-01", "2019-07-31")
     rolls = pd.DataFrame(strat.rolls)
@@ -164,7 +164,7 @@ def test_cndr_replica_runs_through_the_engine_at_mid_with_10x_collateral(panel):
 
 
 def test_vxth_replica_buys_calls_for_the_weight_and_pays_off_in_march_2020(panel):
-    from analysis.fidelity import run_vxth, vxth_quarterly
+    from analysis.replicas import run_vxth, vxth_quarterly
 
     _, strat = run_vxth(panel, PricingParams(), "2019-12-01", "2020-04-30")
     rolls = {r["date"]: r for r in strat.rolls}
@@ -186,7 +186,7 @@ def test_vxth_replica_buys_calls_for_the_weight_and_pays_off_in_march_2020(panel
 
 
 def test_vxth_replica_holds_spxtr_shares_and_the_account_equity_is_the_index(panel):
-    from analysis.fidelity import REPLICA_NOTIONAL, run_vxth
+    from analysis.replicas import REPLICA_NOTIONAL, run_vxth
 
     res, strat = run_vxth(panel, PricingParams(), "2019-12-01", "2020-04-30")
     f = strat.frame()
@@ -215,7 +215,7 @@ def test_vxth_replica_holds_spxtr_shares_and_the_account_equity_is_the_index(pan
 
 
 def test_vxth_buy_phase_open_buys_at_the_open_snapshot(panel):
-    from analysis.fidelity import REPLICA_NOTIONAL, run_vxth
+    from analysis.replicas import REPLICA_NOTIONAL, run_vxth
 
     res, _ = run_vxth(panel, PricingParams(), "2020-02-01", "2020-02-28",
                           VXTHParams(notional=REPLICA_NOTIONAL, buy_phase=Phase.OPEN))

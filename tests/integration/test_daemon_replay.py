@@ -158,7 +158,7 @@ class RecordingBroker(SimulatedBroker):
 
 
 def replay_engine_orders(cfg, panel):
-    from adapters.sim.backtest import build_strategies
+    from strategies.wiring import build_strategies
 
     bus = EventBus()
     execution = ExecutionSimulator(cfg.execution)

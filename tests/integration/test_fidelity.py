@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import fidelity as F
 from adapters.data.chains import ChainSnapshot
+from analysis import replicas
+from analysis import spx_surface as S
 from engine.pricing import black76_price
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def _synthetic_chain(F0=4000.0, r=0.05, vol_atm=0.20, skew=-0.8, trade_date="202
 
 def test_parity_forward_and_discount_factor_are_recovered():
     chain, truth = _synthetic_chain()
-    fw = F.chain_forwards(chain).set_index(["expiry", "root"])
+    fw = S.chain_forwards(chain).set_index(["expiry", "root"])
     for key, (Fe, D, T) in truth.items():
         assert fw.loc[key, "F"] == pytest.approx(Fe, rel=2e-4)
         assert fw.loc[key, "T"] == pytest.approx(T, rel=1e-9)
@@ -52,7 +53,7 @@ def test_parity_forward_and_discount_factor_are_recovered():
 
 def test_market_iv_from_mid_recovers_the_quoted_vol():
     chain, _ = _synthetic_chain()
-    mk = F.chain_market_iv(chain)
+    mk = S.chain_market_iv(chain)
     assert len(mk) > 100
     sub = mk[(mk["abs_delta"] > 0.05) & (mk["abs_delta"] < 0.5)]
     # quotes are +/-2 % (+0.05) around the true price, so the mid IV is within a few tenths of a vol point
@@ -66,10 +67,10 @@ def test_total_return_proxy_reproduces_published_annual_sp500_total_returns(pane
     from strategies.benchmarks import SPX_DIVIDEND_POINTS
 
     assert SPX_DIVIDEND_POINTS is dividends.SPX_DIVIDEND_POINTS      # one table, in engine.dividends
-    annual = F.spx_tr_annual(panel)
-    for year, published in F.PUBLISHED_SPX_TR.items():
+    annual = replicas.spx_tr_annual(panel)
+    for year, published in replicas.PUBLISHED_SPX_TR.items():
         assert annual[year] == pytest.approx(published, abs=5e-4), year
-    derived = F.derive_dividend_points(panel, {2008: F.PUBLISHED_SPX_TR[2008], 2020: F.PUBLISHED_SPX_TR[2020]})
+    derived = replicas.derive_dividend_points(panel, {2008: replicas.PUBLISHED_SPX_TR[2008], 2020: replicas.PUBLISHED_SPX_TR[2020]})
     assert derived[2008] == pytest.approx(SPX_DIVIDEND_POINTS[2008], abs=0.02)
     assert derived[2020] == pytest.approx(SPX_DIVIDEND_POINTS[2020], abs=0.02)
 
@@ -90,15 +91,18 @@ def test_calibrated_toml_is_a_valid_config_fragment():
 def test_surface_out_of_sample_error_with_calibrated_pricing(panel, data_dir):
     """Acceptance 2: median |IV error| of 10-30 delta, 20-60 DTE options on the three later chains."""
     from analysis.calibration import load_chain_data
-    from adapters.cli.validate import pricing_for
+    from analysis.validation import pricing_for
 
-    pricing, _ = pricing_for(None)
+    pricing, source = pricing_for(None)
+    assert Path(source) == ROOT / "config" / "calibrated.toml"       # by default validate prices as calibrated
+    fitted = tomllib.loads((ROOT / "config" / "calibrated.toml").read_text())["pricing"]
+    assert pricing.vix_option_params().atm_ratio == fitted["vix_options"]["atm_ratio"]
     later = ("2023-08-18", "2023-09-14", "2024-01-05")
     chains = load_chain_data(data_dir, later)
-    errs = {d: F.surface_errors(c.chain, panel, pricing, market=c.market) for d, c in chains.items()}
-    assert F.pooled_median(errs, later) <= 1.0
+    errs = {d: S.surface_errors(c.chain, panel, pricing, market=c.market) for d, c in chains.items()}
+    assert S.pooled_median(errs, later) <= 1.0
     for d in later:
-        assert F.acceptance_subset(errs[d])["iv_err"].abs().median() <= 1.5, d
+        assert S.acceptance_subset(errs[d])["iv_err"].abs().median() <= 1.5, d
 
 
 @pytest.fixture

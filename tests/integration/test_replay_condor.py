@@ -122,7 +122,7 @@ def test_cli_replay_and_config_error_exit_codes(data_dir, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[run]\nstart = 2020-01-01\nend = 2019-01-01\n")
     p = subprocess.run(cmd[:5] + [str(bad), "--data-dir", str(data_dir)], check=False, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1 and "run" in p.stderr and p.stderr.count("\n") == 1
+    assert p.returncode == 2 and "run" in p.stderr and p.stderr.count("\n") == 1
 
 
 def test_cli_data_check_fails_on_corrupted_copy(data_dir, tmp_path):

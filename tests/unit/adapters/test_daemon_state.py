@@ -13,13 +13,13 @@ import pytest
 
 from adapters.live import crashpoint
 from adapters.live.daemon import (
-    DaemonParams,
     LiveAccountRefused,
     check_account,
     daemon_params,
     status_report,
 )
-from adapters.live.scheduler import ScheduleParams, in_reset_window, plan_session
+from adapters.live.scheduler import in_reset_window, plan_session
+from config.daemon import ScheduleParams
 from adapters.live.state import StateStore, dumps, loads, order_from_dict, order_to_dict
 from config.settings import ConfigError, RunConfig
 from engine.clock import ET
@@ -178,15 +178,13 @@ def test_nothing_is_scheduled_in_the_reset_window():
 
 
 # ---- config and safety -----------------------------------------------------------------------
-def test_daemon_config_validation_names_the_key():
-    cfg = RunConfig(daemon={"ib": {"port": 4002, "client_id": 3}, "risk": {"max_orders_per_day": 5}})
+def test_daemon_params_need_a_daemon_table():
+    cfg = RunConfig(daemon={"ib": {"port": 4002, "client_id": 3}}, risk={"max_orders_per_day": 5})
     p = daemon_params(cfg)
-    assert p.ib.port == 4002 and p.risk.max_orders_per_day == 5
-    with pytest.raises(ConfigError, match=r"daemon\.ib\.prot"):
-        daemon_params(RunConfig(daemon={"ib": {"prot": 1}}))
-    with pytest.raises(ConfigError, match=r"daemon\.orders\.improve_steps"):
-        daemon_params(RunConfig(daemon={"orders": {"improve_steps": -1}}))
-    assert isinstance(daemon_params(RunConfig()), DaemonParams)
+    assert p.ib.port == 4002 and cfg.risk.max_orders_per_day == 5
+    assert cfg.risk.max_contracts_per_order == 50          # unset order limits take the live defaults
+    with pytest.raises(ConfigError, match=r"daemon: the daemon needs a \[daemon\] table"):
+        daemon_params(RunConfig())
 
 
 def test_example_config_loads():

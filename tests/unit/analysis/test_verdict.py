@@ -8,20 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.verdict import (
+from analysis.episodes import (
     ClaimBands,
     DetectRule,
     Episode,
     classify,
     detect_spikes,
-    ladder_variants,
     load_episodes,
     reduction_pct,
-    run_metrics,
-    standard_scenarios,
     window_change,
     window_drawdown,
 )
+from analysis.runs import run_metrics
+from analysis.scenarios import ladder_variants, standard_scenarios
 
 
 def series(values, start="2020-01-01"):
@@ -118,12 +117,12 @@ def test_run_metrics_carry_and_episode_numbers():
 
 # ---- end to end -----------------------------------------------------------------------------------
 def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
-    from analysis import sweep
-    from analysis.verdict_report import console_report, write_report
+    from analysis import tasks
     from analysis.verdict import run_verdict
+    from analysis.verdict_report import console_report, write_report
     from config.settings import load_config
 
-    sweep._PANELS[str(data_dir)] = panel   # reuse the session panel
+    tasks._PANELS[str(data_dir)] = panel   # reuse the session panel
     cfg = load_config("config/alvh.toml")
     res = run_verdict(cfg, str(data_dir), start="2020-01-02", end="2020-09-30", ladders=2, workers=1,
                       progress=False, scenarios=["alvh", "alvh_equity", "vxth"])

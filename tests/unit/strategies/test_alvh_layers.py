@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from strategies.alvh import build_hedge, parse_hedge
+from strategies.hedges import build_hedge, parse_hedge
 from strategies.alvh.budget import BudgetParams, TrailingBetas, layer_target
 from strategies.alvh.instruments import ExpiryBook, basket_quantities, rounding_error, sessions_left
 from strategies.alvh.layers import LayerSchedule, Trigger, activation_levels
@@ -212,17 +212,6 @@ def test_vxth_weight_table(vx, w):
 
 
 # ---- config --------------------------------------------------------------------------------------
-def test_hedge_table_errors_name_the_key():
-    with pytest.raises(ValueError, match=r"hedge\.budget\.readng"):
-        parse_hedge({"budget": {"readng": "vega"}})
-    with pytest.raises(ValueError, match=r"hedge\.layers\.0\.instrument"):
-        parse_hedge({"layers": [{"name": "x", "weight": 1, "threshold": 18, "instrument": {"type": "vx", "mnth": 1}}]})
-    with pytest.raises(ValueError, match=r"hedge\.kind"):
-        parse_hedge({"kind": "magic"})
-    with pytest.raises(ValueError, match="signal"):
-        parse_hedge({"signal": "moon"})
-
-
 def test_build_hedge_kinds():
     from strategies.alvh.hedge import LayeredVixHedge
     from strategies.baselines import SpxPutHedge, VxthHedge

@@ -1,0 +1,185 @@
+"""What `alvh validate` writes: report.md (every table), summary.json (the acceptance figures with met/short
+flags), CSV tables and the plots of analysis.validation_plots; and the console lines of the acceptance figures.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import etp_tracking
+from analysis.validation import Validation
+from analysis.validation_plots import plot_cndr, plot_etps, plot_surface, plot_vxth
+
+
+def _md(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    if df is None or df.empty:
+        return "(none)\n"
+    cols = list(df.columns)
+    out = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            x = r[c]
+            if isinstance(x, (float, np.floating)):
+                cells.append("" if not math.isfinite(x) else format(x, floatfmt))
+            else:
+                cells.append(str(x))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _pct(df: pd.DataFrame, cols) -> pd.DataFrame:
+    df = df.copy()
+    for c in cols:
+        df[c] = df[c] * 100.0
+    return df
+
+
+def write_report(v: Validation, out: Path, plots: list[Path]) -> Path:
+    lines = [f"# alvh validate: {v.start} .. {v.end}", "",
+             f"Pricing: {v.pricing_source}. Run time {v.seconds:.1f} s.", "", "## Acceptance figures (issue #4)", ""]
+    acc = pd.DataFrame(v.acceptance)
+    if len(acc):
+        acc["value"] = [f"{x:.4f}" if isinstance(x, float) else x for x in acc["value"]]
+        acc["met"] = ["met" if m else "SHORT" for m in acc["met"]]
+    lines.append(_md(acc))
+    lines += ["## 1. Constant-maturity VX blends vs VIX ETPs", ""]
+    rows = [{"ETP": c.name, "blend": etp_tracking.BLEND_NAMES[c.kind], "window": f"{c.start.date()}..{c.end.date()}",
+             "days": c.days, "daily corr": c.daily_corr, "weekly corr": c.weekly_corr,
+             "daily corr ex 2018-02-05/06": c.daily_corr_ex_spikes, "weekly corr ex": c.weekly_corr_ex_spikes,
+             "tracking error (ann.)": c.tracking_error, "fee": c.fee, "annualised gap (pt/yr)": c.annualised_gap * 100}
+            for c in v.etps]
+    lines.append(_md(pd.DataFrame(rows), ".4f"))
+    lines += [("Before and after VX daily settlement moved from 4:15 pm to 4:00 pm ET (2020-10-26), and (VXX) without "
+               "the days on which VXX and VIXY disagree by more than 4 %:"), ""]
+    rows = [{"ETP": c.name, "daily corr before 2020-10-26": c.daily_corr_before_change,
+             "daily corr since": c.daily_corr_since_change, "weekly corr since": c.weekly_corr_since_change,
+             "daily corr without flagged days": c.daily_corr_clean, "weekly corr without flagged days": c.weekly_corr_clean,
+             "flagged days": c.flagged_days} for c in v.etps]
+    lines.append(_md(pd.DataFrame(rows), ".4f"))
+    for c in v.etps:
+        lines += [f"### {c.name}: annual returns (%), replica with T-bill interest less the {c.fee * 100:.2f}% fee", ""]
+        a = _pct(c.annual, ["etp", "replica", "replica_less_fee", "gap"])
+        lines.append(_md(a, ".2f"))
+        lines += [f"Largest daily differences ({c.name} - replica):", ""]
+        w = c.worst_days.reset_index().rename(columns={"index": "date"})
+        w["date"] = [str(pd.Timestamp(x).date()) for x in w["date"]]
+        lines.append(_md(_pct(w, ["etp", "blend", "replica_tr", "diff"]), ".2f"))
+    lines += ["### VXX vs VIXY cross-check (same index, same 4:00 pm close): days differing by more than 4 %", ""]
+    cc = v.crosscheck.reset_index()
+    cc["date"] = [str(pd.Timestamp(x).date()) for x in cc["date"]]
+    lines.append(_md(_pct(cc, [c for c in cc.columns if c != "date"]), ".2f"))
+    lines += ["## 2. SPX surface vs real chain snapshots", "",
+              ("Median errors on 10-30 delta options with 20-60 days to expiry (iv in vol points; price in % of mid). "
+              "`iv` compares at the parity forward's moneyness, `same_strike` at the strike with the model's own forward; "
+              "`price` prices the model vol on the market forward, `price_sim` is the simulator's own mid."), ""]
+    lines.append(_md(v.surface_summary))
+    lines += ["### Out-of-sample chains pooled, by side, delta and DTE bucket", ""]
+    lines.append(_md(v.surface_buckets, ".2f"))
+    c = v.cndr
+    if c is not None:
+        lines += ["## 3. CNDR replica", "",
+                  (f"- Max drawdown {c.dd_window[0][:4]}-{c.dd_window[1][:4]}: {c.max_drawdown * 100:.2f}% (peak {c.dd_peak}, "
+                  f"trough {c.dd_trough}, recovered {c.dd_recovery or 'not yet'})"),
+                  f"- Annualised volatility: {c.volatility * 100:.2f}%; CAGR {c.cagr * 100:.2f}%; rejected orders: {c.rejections}",
+                  "", "Index level on the first trading day of each January and calendar-year returns:", ""]
+        t = pd.DataFrame({"year": c.january_levels.index, "January level": c.january_levels.to_numpy()})
+        t = t.merge(pd.DataFrame({"year": c.annual_returns.index, "annual return %": c.annual_returns.to_numpy() * 100}),
+                    on="year", how="outer")
+        t["year"] = t["year"].astype(int).astype(str)
+        lines.append(_md(t, ".2f"))
+        if len(c.rolls):
+            lines += ["Roll diagnostics (mean |delta| of the legs chosen, mean collateral multiple):", ""]
+            r = c.rolls
+            lines.append(_md(pd.DataFrame([{
+                "rolls": len(r), "short put": r["delta_short_put"].abs().mean(), "short call": r["delta_short_call"].abs().mean(),
+                "long put": r["delta_long_put"].abs().mean(), "long call": r["delta_long_call"].abs().mean(),
+                "collateral / max loss": r["collateral_multiple"].mean()}])))
+    q = v.vxth_quarterly
+    if q is not None:
+        lines += ["## 4. VXTH replica: quarterly returns (%)", ""]
+        t = _pct(q.reset_index(), ["vxth", "spx_tr", "hedge_contribution", "vxth_published", "spx_tr_published"])
+        t["quarter"] = t["quarter"].astype(str)
+        lines.append(_md(t, ".2f"))
+        if v.sensitivity is not None:
+            lines += ["### Sensitivity of the payoff quarters (returns in %)", ""]
+            st = v.sensitivity.table.copy()
+            qcols = [x for x in st.columns if x[:4].isdigit()]
+            lines.append(_md(_pct(st, qcols), ".2f"))
+        if v.vxth_weights is not None:
+            d = v.vxth_weights[v.vxth_weights["differs"]]
+            lines += [(f"Roll days where the weight from the prior settlement (what the open snapshot shows) differs from the "
+                      f"weight from the real VX open: {len(d)} of {len(v.vxth_weights)}"), ""]
+            lines.append(_md(d))
+    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_outputs(v: Validation, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    plots = plot_etps(v, out) + plot_surface(v, out) + plot_cndr(v, out) + plot_vxth(v, out)
+    paths += plots
+    for c in v.etps:
+        p = out / f"etp_{c.name.lower()}_annual.csv"
+        c.annual.to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+    if len(v.surface_summary):
+        p = out / "surface_summary.csv"
+        v.surface_summary.to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+        p = out / "surface_buckets.csv"
+        v.surface_buckets.to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+    if v.cndr is not None:
+        p = out / "cndr_index.csv"
+        v.cndr.index.rename("cndr_replica").to_csv(p, float_format="%.6f")
+        paths.append(p)
+        p = out / "cndr_rolls.csv"
+        v.cndr.rolls.to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+    if v.vxth_quarterly is not None:
+        p = out / "vxth_quarterly.csv"
+        v.vxth_quarterly.to_csv(p, float_format="%.6f")
+        paths.append(p)
+        p = out / "vxth_rolls.csv"
+        pd.DataFrame(v.vxth_strategy.rolls).to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+    if v.sensitivity is not None:
+        p = out / "vxth_sensitivity.csv"
+        v.sensitivity.table.to_csv(p, index=False, float_format="%.6f")
+        paths.append(p)
+    paths.append(write_report(v, out, plots))
+    summary = {
+        "window": [v.start, v.end], "pricing": v.pricing_source, "seconds": round(v.seconds, 2),
+        "acceptance": [{k: (bool(x) if k == "met" else (float(x) if isinstance(x, (float, np.floating)) else x))
+                        for k, x in r.items()} for r in v.acceptance],
+        "etps": {c.name: {"daily_corr": c.daily_corr, "weekly_corr": c.weekly_corr, "tracking_error": c.tracking_error,
+                          "annualised_gap": c.annualised_gap, "start": str(c.start.date()), "end": str(c.end.date())}
+                 for c in v.etps},
+    }
+    if v.cndr is not None:
+        c = v.cndr
+        summary["cndr"] = {"max_drawdown": c.max_drawdown, "dd_peak": c.dd_peak, "dd_trough": c.dd_trough,
+                           "dd_recovery": c.dd_recovery, "volatility": c.volatility, "cagr": c.cagr}
+    if v.vxth_quarterly is not None:
+        summary["vxth"] = {str(k): float(v.vxth_quarterly.loc[k, "vxth"]) for k in v.vxth_quarterly.index}
+    p = out / "summary.json"
+    p.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    paths.append(p)
+    return paths
+
+
+def format_acceptance(v: Validation) -> str:
+    lines = []
+    for r in v.acceptance:
+        val = r["value"]
+        val = f"{val:.4f}" if isinstance(val, float) else str(val)
+        lines.append(f"{'met  ' if r['met'] else 'SHORT'}  {r['check']}: {val} (target {r['target']}; {r['window']})")
+    return "\n".join(lines)
