@@ -73,21 +73,29 @@ def chain_forwards(chain, *, near: float = 0.04, min_pairs: int = 4) -> pd.DataF
     both = c[["bid", "ask", "mid"]].merge(p[["bid", "ask", "mid"]], left_index=True, right_index=True, suffixes=("_c", "_p"))
     ok = (both["bid_c"] > 0) & (both["bid_p"] > 0) & both["mid_c"].notna() & both["mid_p"].notna()
     both = both[ok].reset_index()
-    for (expiry, root), g in both.groupby(["expiry", "root"]):
+    if both.empty:
+        return pd.DataFrame()
+    both["cp"] = both["mid_c"] - both["mid_p"]
+    both["width"] = (both["ask_c"] - both["bid_c"]) + (both["ask_p"] - both["bid_p"])
+    # numpy per group: a chain has up to ~40 expiries and the vendor file 40 days of one expiry
+    both = both.sort_values(["expiry", "root", "cp"], key=lambda s: s.abs() if s.name == "cp" else s, ignore_index=True)
+    K, cp, wd = both["strike"].to_numpy(), both["cp"].to_numpy(), both["width"].to_numpy()
+    groups = both.groupby(["expiry", "root"], sort=False).indices
+    for (expiry, root), idx in groups.items():
         T = (settle_dt(expiry, root) - t0).total_seconds() / YEAR_SECONDS
         if T <= 1.0 / 365:
             continue
-        g = g[(g["strike"] / spot - 1.0).abs() <= near * max(1.0, math.sqrt(T / (30 / 365)))]
-        if len(g) < min_pairs:
+        idx = idx[np.abs(K[idx] / spot - 1.0) <= near * max(1.0, math.sqrt(T / (30 / 365)))]
+        if len(idx) < min_pairs:
             continue
-        g = g.assign(cp=g["mid_c"] - g["mid_p"]).sort_values("cp", key=lambda s: s.abs()).head(12)
-        w = 1.0 / np.maximum((g["ask_c"] - g["bid_c"]) + (g["ask_p"] - g["bid_p"]), 0.05)
-        X = np.column_stack([np.ones(len(g)), g["strike"].to_numpy()])
-        W = np.sqrt(w.to_numpy())
-        (a, b), *_ = np.linalg.lstsq(X * W[:, None], g["cp"].to_numpy() * W, rcond=None)
+        idx = idx[:12]   # sorted by |C - P|: the strikes closest to the money
+        W = np.sqrt(1.0 / np.maximum(wd[idx], 0.05))
+        X = np.column_stack([np.ones(len(idx)), K[idx]])
+        (a, b), *_ = np.linalg.lstsq(X * W[:, None], cp[idx] * W, rcond=None)
         D = -b if 0.9 < -b <= 1.0005 else math.nan
         rows.append({"expiry": expiry, "root": root, "T": T, "dte": (expiry - td).days,
-                     "F": a / D if math.isfinite(D) else math.nan, "D": D, "pairs": len(g), "source": "parity"})
+                     "F": a / D if math.isfinite(D) else math.nan, "D": D, "pairs": len(idx), "source": "parity",
+                     "_idx": idx})
     fw = pd.DataFrame(rows)
     if fw.empty:
         return fw
@@ -98,10 +106,9 @@ def chain_forwards(chain, *, near: float = 0.04, min_pairs: int = 4) -> pd.DataF
     fw.loc[bad, "r_impl"] = r_ref
     fw.loc[bad, "D"] = np.exp(-r_ref * fw.loc[bad, "T"])
     for i in fw.index[bad]:
-        g = both[(both["expiry"] == fw.at[i, "expiry"]) & (both["root"] == fw.at[i, "root"])]
-        g = g.assign(cp=g["mid_c"] - g["mid_p"]).sort_values("cp", key=lambda s: s.abs()).head(8)
-        fw.at[i, "F"] = float(np.median(g["strike"] + g["cp"] / fw.at[i, "D"]))
-    return fw
+        idx = fw.at[i, "_idx"][:8]
+        fw.at[i, "F"] = float(np.median(K[idx] + cp[idx] / fw.at[i, "D"]))
+    return fw.drop(columns="_idx")
 
 
 def chain_market_iv(chain, *, min_mid: float = 0.05) -> pd.DataFrame:
@@ -135,3 +142,27 @@ def chain_market_iv(chain, *, min_mid: float = 0.05) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         q["half_spread_pct"] = (q["ask"] - q["bid"]) / 2.0 / q["mid"]
     return q[np.isfinite(q["iv_mkt"]) & (q["iv_mkt"] > 0)].reset_index(drop=True)
+
+
+def market_table(data_dir, underlyings: tuple[str, ...] = ("SPX", "SPY"), max_dte: int = 95) -> pd.DataFrame:
+    """chain_market_iv rows of every snapshot of the given underlyings in every option file of `data_dir` (all
+    layouts, SOURCES.md section 10), expiries up to `max_dte` days, with date, und, file and layout columns."""
+    from adapters.data.chain_layouts import list_option_files, load_option_file
+
+    parts = []
+    for path in list_option_files(data_dir):
+        for snap in load_option_file(path):
+            if snap.underlying not in underlyings:
+                continue
+            cut = snap.quotes[(snap.quotes["expiry"] - snap.trade_date).dt.days <= max_dte]
+            mk = chain_market_iv(_with_quotes(snap, cut))
+            if mk.empty:
+                continue
+            parts.append(mk.assign(date=snap.trade_date, und=snap.underlying, file=path.name, layout=snap.layout))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _with_quotes(snap, quotes: pd.DataFrame):
+    from dataclasses import replace
+
+    return replace(snap, quotes=quotes)

@@ -1,0 +1,483 @@
+"""Regime-aware SPX implied-vol surface: SSVI slices whose shape moves with the day's market state and whose level
+reproduces the Cboe volatility indices by construction.
+
+Each expiry T is one slice in total implied variance w(k) = sigma^2 T, k = ln(K/F):
+
+    w(k) = theta * f(x) * m(x),   x = k / sqrt(theta)
+    f(x) = (1 + rho psi x + sqrt((psi x + rho)^2 + 1 - rho^2)) / 2        (SSVI, Gatheral & Jacquier 2014)
+    m(x) = 1 + (cap - 1) tanh(beta s log(1 + exp((-x - x_w) / s)) / (cap - 1))   (far put wing, x < -x_w)
+
+* Shape: rho (skew direction, one value for the whole surface) and psi = phi sqrt(theta) (skew and curvature scale;
+  ATM skew dsigma/dk = rho psi / (2 sqrt T)) are linear-link functions of the day's state (SurfaceState): log VIX,
+  the short and long index term slopes (VIX9D/VIX, VIX/VIX3M), VVIX, SKEW and the S&P 500's distance below its
+  63-session high, all observable every day; psi also grows with the slice's own ATM total variance,
+  psi = psi_30 (theta / theta_30)^psi_theta (SSVI's phi(theta) family), which keeps the surface free of calendar
+  arbitrage whenever theta is non-decreasing in T. Coefficients are fitted on real SPX chains
+  (analysis/surface_fit.py; docs/pricing.md gives the values and the evidence).
+* Wing: an SSVI slice fitted to 3-50 delta options under-prices the quoted far put wing by the same pattern on
+  calm and stressed days (market total variance 1.03x the SSVI slice at x = -3.25, 1.2x at -5.5); m(x) carries
+  it, so the model's variance swap includes the variance the market's wing holds.
+* Level: at each index tenor that exists that day (VIX9D 9 d, VIX 30 d, VIX3M 91 d, VIX6M 182 d) theta is solved
+  so that the slice's own variance swap equals the index variance there; between tenors theta is linear in T
+  (flat ATM vol outside), after making it non-decreasing. The variance swap is the VIX formula's integral of
+  out-of-the-money prices, 2 int P(k) e^-k dk, over the strike range the index actually uses: Cboe stops at the
+  last quoted strikes, which in the real 20-40 day chains lie at x = -15 (median; -8 to -22) on the put side and
+  x = +3 on the call side, so the integral runs over x in [-15, +5] (Gauss-Legendre, 24 nodes a side; relative
+  error < 1e-5). At 30 days the model's variance swap IS the VIX (to the theta table's 0.1 %); beyond the listed
+  range a smile with a Lee-bound wing would put unbounded variance in strikes no index uses.
+
+No static arbitrage: psi^2 (1 + |rho|) < 4 and psi sqrt(theta) (1 + |rho|) cap < 3.8 (Gatheral-Jacquier's
+sufficient butterfly conditions, the second with the wing cap, which keeps the put wing's slope under Lee's bound
+of 2); theta non-decreasing in T and every shape parameter a function of theta alone (calendars);
+tests/unit/engine/test_regime_surface.py checks butterflies and calendars on listed strike grids with hypothesis.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import ndtr
+
+from engine.pricing import Greeks, _all_scalar, _black_undisc_scalar, _ncdf, bsm_greeks, bsm_price
+from engine.volsurface import vvix_fallback
+
+__all__ = ["DRAWDOWN_SESSIONS", "RegimeParams", "RegimeSurface", "SurfaceState", "drawdown", "index_term_points", "index_variance",
+           "shape_f", "slice_variance_swap", "solve_theta", "wing_m", "X_NODES"]
+
+_T30 = 30.0 / 365.0
+_T_FLOOR = 1e-6
+X_PUT, X_CALL = -15.0, 5.0   # the strike range of the variance swap, in x = k / sqrt(theta) (module docstring)
+_N_SIDE = 24
+
+
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    t, w = np.polynomial.legendre.leggauss(_N_SIDE)
+    u, w = (t + 1.0) / 2.0, w / 2.0
+    x = np.concatenate([(X_PUT * u)[::-1], X_CALL * u])
+    return x, np.concatenate([(-X_PUT * w)[::-1], X_CALL * w])
+
+
+X_NODES, _W_NODES = _nodes()   # ascending: the first _N_SIDE nodes are the put side (x < 0)
+
+
+@dataclass(frozen=True)
+class SurfaceState:
+    """The market state the surface shape depends on, all known at the snapshot: index closes (or opens), and
+    the S&P 500's log distance below its highest close of the last 63 sessions (<= 0; past closes only)."""
+
+    vix: float
+    vix9d: float = math.nan
+    vix3m: float = math.nan
+    vix6m: float = math.nan
+    vvix: float = math.nan
+    skew: float = math.nan
+    drawdown: float = math.nan
+
+    def features(self) -> tuple[float, ...]:
+        """(log VIX/20, short slope log VIX9D/VIX, long slope log VIX/VIX3M, log VVIX/100, (SKEW - 130)/10,
+        10 x drawdown). Missing inputs read as neutral: flat slopes, VVIX from the VIX level (the documented
+        fallback of engine.volsurface), SKEW 130, no drawdown."""
+        v = self.vix
+        short = math.log(self.vix9d / v) if _ok(self.vix9d) else 0.0
+        long_ = math.log(v / self.vix3m) if _ok(self.vix3m) else 0.0
+        vv = self.vvix if _ok(self.vvix) and self.vvix > 40 else vvix_fallback(v)
+        sk = self.skew if _ok(self.skew) else 130.0
+        dd = self.drawdown if math.isfinite(self.drawdown) else 0.0
+        return math.log(v / 20.0), short, long_, math.log(vv / 100.0), (sk - 130.0) / 10.0, 10.0 * min(dd, 0.0)
+
+
+DRAWDOWN_SESSIONS = 63
+
+
+def drawdown(closes, sessions: int = DRAWDOWN_SESSIONS) -> np.ndarray:
+    """log(close / highest close of the last `sessions` sessions, that close included), for each close: the
+    drawdown feature. Uses past closes only; NaN closes are skipped in the running maximum."""
+    import pandas as pd
+
+    c = pd.Series(np.asarray(closes, dtype=float))
+    return np.log(c / c.rolling(sessions, min_periods=1).max()).to_numpy()
+
+
+def _ok(x: float) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
+
+
+FEATURES = ("vix", "short", "long", "vvix", "skew", "dd")
+
+
+@dataclass(frozen=True)
+class RegimeParams:
+    """Shape coefficients (fitted: analysis/surface_fit.py; docs/pricing.md lists the values and evidence).
+    rho = tanh(rho0 + sum_f rho_f * feature_f)
+    psi = exp(psi0 + sum_f psi_f * feature_f) * (theta / theta_30) ** psi_theta, features in SurfaceState order."""
+
+    rho0: float = -0.6
+    rho_vix: float = 0.0
+    rho_short: float = 0.0
+    rho_long: float = 0.0
+    rho_vvix: float = 0.0
+    rho_skew: float = 0.0
+    rho_dd: float = 0.0
+    psi0: float = 0.0
+    psi_theta: float = 0.15
+    psi_vix: float = 0.0
+    psi_short: float = 0.0
+    psi_long: float = 0.0
+    psi_vvix: float = 0.0
+    psi_skew: float = 0.0
+    psi_dd: float = 0.0
+    wing_beta: float = 0.06      # far-put-wing total-variance growth per unit x beyond wing_x
+    wing_x: float = 2.5
+    wing_s: float = 0.5
+    wing_cap: float = 2.0        # the wing multiplier saturates here
+    short_term_adj: float = 0.0  # index variance at the 9-day tenor scaled by (1 + adj * log(30 / 9))
+    min_vol: float = 0.02
+    max_vol: float = 4.0
+
+    def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return _coefficients(self)
+
+    def rho_of(self, feats) -> float:
+        rc, _ = _coefficients(self)
+        return math.tanh(self.rho0 + sum(c * f for c, f in zip(rc, feats)))
+
+    def psi_base(self, feats) -> float:
+        """log psi at theta_30 before the clamps: the state part of psi, shared by every slice of a snapshot."""
+        _, pc = _coefficients(self)
+        return self.psi0 + sum(c * f for c, f in zip(pc, feats))
+
+    def psi_at(self, log_psi30: float, theta: float, theta30: float, rho: float) -> float:
+        """psi of the slice with ATM total variance theta, clamped to the no-arbitrage conditions."""
+        a = 1.0 + abs(rho)
+        psi = math.exp(log_psi30 + self.psi_theta * math.log(theta / theta30))
+        return min(psi, 0.995 * 2.0 / math.sqrt(a), 3.8 / (math.sqrt(theta) * a * self.wing_cap))
+
+
+@lru_cache(maxsize=64)
+def _coefficients(p: RegimeParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (tuple(getattr(p, f"rho_{f}") for f in FEATURES), tuple(getattr(p, f"psi_{f}") for f in FEATURES))
+
+
+def index_term_points(state: SurfaceState) -> list[tuple[float, float]]:
+    """(T years, total variance) of the Cboe indices that exist that day, total variance made non-decreasing."""
+    pts = []
+    for level, days in ((state.vix9d, 9), (state.vix, 30), (state.vix3m, 91), (state.vix6m, 182)):
+        if _ok(level):
+            pts.append((days / 365.0, (level / 100.0) ** 2 * days / 365.0))
+    if not pts:
+        raise ValueError("the regime SPX surface needs at least the VIX")
+    out, run = [], 0.0
+    for t, w in pts:
+        run = max(run, w)
+        out.append((t, run))
+    return out
+
+
+def index_variance(points: list[tuple[float, float]], T: float) -> float:
+    """Index total variance at T: linear in T between the points, flat vol outside."""
+    t0, w0 = points[0]
+    if T <= t0:
+        return w0 / t0 * T
+    t1, w1 = points[-1]
+    if T >= t1:
+        return w1 / t1 * T
+    i = 1
+    while points[i][0] < T:
+        i += 1
+    (ta, wa), (tb, wb) = points[i - 1], points[i]
+    return wa + (wb - wa) * (T - ta) / (tb - ta)
+
+
+def shape_f(x, rho, psi):
+    """Normalised SSVI slice w / theta at x = k / sqrt(theta)."""
+    px = psi * x
+    return 0.5 * (1.0 + rho * px + np.sqrt((px + rho) ** 2 + 1.0 - rho * rho))
+
+
+def wing_m(x, p: RegimeParams):
+    u = (-x - p.wing_x) / p.wing_s
+    sp = p.wing_s * np.logaddexp(0.0, u)
+    c = p.wing_cap - 1.0
+    return 1.0 + c * np.tanh(p.wing_beta * sp / c)
+
+
+_WING_CACHE: dict[tuple[float, float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _wing_on_nodes(p: RegimeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """m/2, x m and x^2 on the nodes: g = f m = m/2 + (rho psi / 2) x m + (m/2) sqrt(psi^2 x^2 + 2 psi rho x + 1)."""
+    key = (p.wing_beta, p.wing_x, p.wing_s, p.wing_cap)
+    hit = _WING_CACHE.get(key)
+    if hit is None:
+        m = wing_m(X_NODES, p)
+        hit = _WING_CACHE[key] = (0.5 * m, X_NODES * m, X_NODES * X_NODES)
+    return hit
+
+
+def _g_on_nodes(wing: tuple[np.ndarray, np.ndarray, np.ndarray], rho: float, psi: float) -> np.ndarray:
+    half_m, xm, x2 = wing
+    return half_m * np.sqrt((psi * psi) * x2 + (2.0 * psi * rho) * X_NODES + 1.0) + (0.5 * rho * psi) * xm + half_m
+
+
+def slice_variance_swap(theta, g, x=X_NODES, w=_W_NODES):
+    """Fair total variance 2 int P(k) e^{-k} dk of slices w = theta * g(x) over the nodes x (weights w): P is the
+    undiscounted OTM price at forward 1. theta and g broadcast over leading axes (the fitter solves every slice of
+    every date at once)."""
+    theta = np.asarray(theta, dtype=float)[..., None]
+    s = np.sqrt(theta)
+    k = x * s
+    v = np.sqrt(theta * g)
+    d1 = -k / v + 0.5 * v
+    d2 = d1 - v
+    emk = np.exp(-k)
+    y = np.where(x < 0.0, ndtr(-d2) - emk * ndtr(-d1), emk * ndtr(d1) - ndtr(d2))
+    return 2.0 * s[..., 0] * np.sum(y * w, axis=-1)
+
+
+def solve_theta(target, g, iters: int = 8):
+    """theta with slice_variance_swap(theta, g) = target (vectorised). VS(theta)/theta depends on theta only
+    through the prices' convexity (d ln(VS/theta) / d ln theta ~ 0.03 at 30 days), so the fixed point
+    theta <- target theta / VS(theta) gains ~30x a step."""
+    target = np.asarray(target, dtype=float)
+    th = target / 1.5
+    for _ in range(iters):
+        th = target * th / slice_variance_swap(th, g)
+    return th
+
+
+# VS/theta as a function of (rho, psi, sqrt(theta)) for one wing shape, tabulated once per process: a snapshot's
+# slice then costs a table lookup instead of a root solve (the replay builds ~20,000 slices). Trilinear in
+# log(VS/theta) on 33 x 81 x 31 nodes; against the exact solve the slice's theta is within 0.1 % (0.05 % in vol,
+# 0.01 vol pt at VIX 20) for sqrt(theta) < 0.5 and 0.16 % anywhere in the table (tests check it). Outside the
+# table (rho > 0.6, sqrt(theta) > 1: a year at 100 vol) the exact solve runs.
+_RHO_NODES = np.linspace(-0.99, 0.6, 33)
+_PSI_NODES = np.linspace(0.0, 2.0, 81)
+_S_NODES = np.linspace(0.0, 1.0, 31)
+_TABLES: dict[tuple[float, float, float, float], list[float]] = {}
+
+
+def _log_c_table(p: RegimeParams) -> list[float]:
+    key = (p.wing_beta, p.wing_x, p.wing_s, p.wing_cap)
+    tab = _TABLES.get(key)
+    if tab is None:
+        m = wing_m(X_NODES, p)
+        g = shape_f(X_NODES[None, None, :], _RHO_NODES[:, None, None], _PSI_NODES[None, :, None]) * m
+        s = np.maximum(_S_NODES, 1e-4)
+        c = np.stack([slice_variance_swap(np.full(g.shape[:2], si * si), g) / (si * si) for si in s], axis=-1)
+        tab = _TABLES[key] = np.log(c).ravel().tolist()
+    return tab
+
+
+_R0, _DR, _NR = float(_RHO_NODES[0]), float(_RHO_NODES[1] - _RHO_NODES[0]), len(_RHO_NODES)
+_DP, _NPSI = float(_PSI_NODES[1] - _PSI_NODES[0]), len(_PSI_NODES)
+_DS, _NS = float(_S_NODES[1] - _S_NODES[0]), len(_S_NODES)
+
+
+def _theta_from_table(tab: list[float], target: float, rho: float, psi: float, s_guess: float) -> float | None:
+    """theta with theta * c(sqrt(theta)) = target, c = VS/theta from the table, or None outside it. Newton in
+    ln theta on the table's interpolant (piecewise linear in s, so a few steps converge to rounding)."""
+    fr = (rho - _R0) / _DR
+    fp = psi / _DP
+    if not (0.0 <= fr <= _NR - 1 and 0.0 <= fp <= _NPSI - 1):
+        return None
+    i = min(int(fr), _NR - 2)
+    j = min(int(fp), _NPSI - 2)
+    a, b = fr - i, fp - j
+    w00, w01, w10, w11 = (1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b
+    r1, p1 = _NPSI * _NS, _NS
+    base0 = (i * _NPSI + j) * _NS
+    ln_target = math.log(target)
+    x = 2.0 * math.log(s_guess)
+    for _ in range(8):
+        s = math.exp(0.5 * x)
+        fs = s / _DS
+        if fs > _NS - 1:
+            return None
+        k = min(int(fs), _NS - 2)
+        base = base0 + k
+        lo = w00 * tab[base] + w01 * tab[base + p1] + w10 * tab[base + r1] + w11 * tab[base + r1 + p1]
+        hi = w00 * tab[base + 1] + w01 * tab[base + p1 + 1] + w10 * tab[base + r1 + 1] + w11 * tab[base + r1 + p1 + 1]
+        c = fs - k
+        f = x + lo + (hi - lo) * c - ln_target
+        if abs(f) < 1e-12:
+            break
+        x -= f / (1.0 + 0.5 * (hi - lo) * fs)   # d/dx of (hi - lo) * fs with fs = e^{x/2} / ds
+    return math.exp(x)
+
+
+class RegimeSurface:
+    """SPX implied-vol surface for one snapshot (the interface of engine.volsurface.SpxSurface)."""
+
+    __slots__ = ("_carry", "_feat", "_lpsi", "_nodes", "_pts", "_rho", "_slices", "_table", "_wing", "div_yield", "params", "rate", "spot",
+                 "state")
+
+    def __init__(self, spot: float, rate: float, div_yield: float, state: SurfaceState,
+                 params: RegimeParams = RegimeParams()) -> None:
+        self.spot = float(spot)
+        self.rate = float(rate)
+        self.div_yield = float(div_yield)
+        self.state = state
+        self.params = params
+        self._pts = index_term_points(state)
+        self._carry = self.rate - self.div_yield
+        self._feat = state.features()
+        self._rho = params.rho_of(self._feat)
+        self._lpsi = params.psi_base(self._feat)
+        self._wing = _wing_on_nodes(params)
+        self._table = _log_c_table(params)
+        self._nodes: tuple[list[float], list[float], float] | None = None
+        self._slices: dict[float, tuple[float, float, float, float]] = {}
+
+    # ---- term structure ---------------------------------------------------------------------------------------
+    def index_vol(self, T: float) -> float:
+        """Index (variance-swap) vol at T: total variance linear in T between the index points, flat outside."""
+        T = max(float(T), _T_FLOOR)
+        return math.sqrt(index_variance(self._pts, T) / T)
+
+    def target_variance(self, T: float) -> float:
+        """Index total variance at T, below 30 days scaled by the fitted short-term term (1 + adj log(30 d / T))."""
+        adj = 1.0 + self.params.short_term_adj * max(0.0, math.log(_T30 / max(T, 1.0 / 365.0)))
+        return index_variance(self._pts, T) * adj
+
+    @property
+    def rho(self) -> float:
+        return self._rho
+
+    def psi(self, T: float) -> float:
+        return self._slice(float(T))[1]
+
+    def _solve(self, target: float, theta30: float | None, guess: float) -> float:
+        """theta whose slice (psi depends on theta) has variance swap `target`: the table solve at fixed psi,
+        iterated on psi (d ln theta / d ln psi ~ -0.5, d ln psi / d ln theta = psi_theta: ~15x a step).
+        theta30 None: the 30-day slice itself (psi = psi_30, only the clamps depend on theta)."""
+        th = guess
+        for _ in range(4):
+            psi = self.params.psi_at(self._lpsi, th, th if theta30 is None else theta30, self._rho)
+            new = _theta_from_table(self._table, target, self._rho, psi, math.sqrt(th))
+            th = new if new is not None else float(solve_theta(target, _g_on_nodes(self._wing, self._rho, psi)))
+        return th
+
+    def _theta_nodes(self) -> tuple[list[float], list[float], float]:
+        """ATM total variance at the index tenors that exist (9, 30, 91, 182 d), each solved so that the slice's
+        variance swap equals the index there, then made non-decreasing in T; and theta_30."""
+        nodes = self._nodes
+        if nodes is None:
+            targets = [(t, self.target_variance(t)) for t, _ in self._pts]
+            w30 = self.target_variance(_T30)
+            th30 = self._solve(w30, None, w30 / 1.5)
+            Ts, ths, run = [], [], 0.0
+            for t, w in targets:
+                th = th30 if t == _T30 else self._solve(w, th30, th30 * t / _T30)
+                run = max(run, th)
+                Ts.append(t)
+                ths.append(run)
+            self._nodes = nodes = (Ts, ths, th30)
+        return nodes
+
+    def theta(self, T: float) -> float:
+        """ATM total variance at T: linear in T between the index tenors, flat ATM vol outside them."""
+        Ts, ths, _ = self._theta_nodes()
+        if T <= Ts[0]:
+            return ths[0] * T / Ts[0]
+        if T >= Ts[-1]:
+            return ths[-1] * T / Ts[-1]
+        i = 1
+        while Ts[i] < T:
+            i += 1
+        return ths[i - 1] + (ths[i] - ths[i - 1]) * (T - Ts[i - 1]) / (Ts[i] - Ts[i - 1])
+
+    def _slice(self, T: float) -> tuple[float, float, float, float]:
+        """(theta, psi, forward, sqrt(theta)) at T, memoised: a snapshot's legs share a few expiries."""
+        hit = self._slices.get(T)
+        if hit is None:
+            T1 = max(T, _T_FLOOR)
+            th = self.theta(T1)
+            psi = self.params.psi_at(self._lpsi, th, self._nodes[2], self._rho)
+            hit = (th, psi, self.spot * math.exp(self._carry * T1), math.sqrt(th))
+            self._slices[T] = hit
+        return hit
+
+    def forward(self, T):
+        if _all_scalar(T):
+            return self.spot * math.exp(self._carry * float(T))
+        return np.asarray(self.spot * np.exp(self._carry * np.asarray(T, dtype=float)))
+
+    def atm_vol(self, T):
+        """ATM-forward implied vol sqrt(theta / T)."""
+        if _all_scalar(T):
+            T = max(float(T), _T_FLOOR)
+            return math.sqrt(self._slice(T)[0] / T)
+        T = np.maximum(np.asarray(T, dtype=float), _T_FLOOR)
+        return np.asarray([math.sqrt(self._slice(float(t))[0] / t) for t in T.ravel()]).reshape(T.shape)
+
+    # ---- smile ------------------------------------------------------------------------------------------------
+    def _vol_scalar(self, K: float, T: float) -> float:
+        T = max(T, _T_FLOOR)
+        th, psi, F, sth = self._slice(T)
+        x = math.log(K / F) / sth
+        rho = self._rho
+        px = psi * x
+        f = 0.5 * (1.0 + rho * px + math.sqrt((px + rho) ** 2 + 1.0 - rho * rho))
+        p = self.params
+        u = (-x - p.wing_x) / p.wing_s
+        if u > -30.0:
+            sp = p.wing_s * (u + math.log1p(math.exp(-u)) if u > 0 else math.log1p(math.exp(u)))
+            c = p.wing_cap - 1.0
+            f *= 1.0 + c * math.tanh(p.wing_beta * sp / c)
+        return min(max(math.sqrt(th * f / T), p.min_vol), p.max_vol)
+
+    def vol(self, K, T):
+        """Implied vol at strike K, expiry T (years); broadcasts over K and T."""
+        if _all_scalar(K, T):
+            return self._vol_scalar(float(K), float(T))
+        K, T = np.broadcast_arrays(np.asarray(K, dtype=float), np.maximum(np.asarray(T, dtype=float), _T_FLOOR))
+        out = np.empty(K.shape)
+        flatK, flatT, flat = K.ravel(), T.ravel(), out.reshape(-1)
+        for t in np.unique(flatT):
+            sel = flatT == t
+            th, psi, F, sth = self._slice(float(t))
+            x = np.log(flatK[sel] / F) / sth
+            w = th * shape_f(x, self._rho, psi) * wing_m(x, self.params)
+            flat[sel] = np.sqrt(w / t)
+        p = self.params
+        return np.clip(out, p.min_vol, p.max_vol)
+
+    # ---- prices and greeks ------------------------------------------------------------------------------------
+    def price1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of price(): the replay marks a handful of legs per snapshot."""
+        T = max(T, 0.0)
+        sig = self._vol_scalar(K, T)
+        F = self.spot * math.exp(self._carry * T)
+        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
+
+    def price(self, K, T, is_call):
+        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+    def delta1(self, K: float, T: float, call: bool) -> float:
+        T = max(T, 1e-10)
+        v = self._vol_scalar(K, T) * math.sqrt(T)
+        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
+        dq = math.exp(-self.div_yield * T)
+        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
+
+    def delta(self, K, T, is_call):
+        """Sticky-strike BSM delta at the surface vol."""
+        if _all_scalar(K, T, is_call):
+            return self.delta1(float(K), float(T), bool(is_call))
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
+
+    def greeks(self, K, T, is_call) -> Greeks:
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+    def variance_swap_vol(self, T: float) -> float:
+        """The model's own variance-swap vol at T, integrated from its smile over the index's strike range (the
+        index vol at the index tenors by construction)."""
+        T = max(float(T), _T_FLOOR)
+        th, psi, _, _ = self._slice(T)
+        g = _g_on_nodes(self._wing, self._rho, psi)
+        return math.sqrt(float(slice_variance_swap(th, g)) / T)
+
+    def __repr__(self) -> str:
+        return f"RegimeSurface(spot={self.spot}, r={self.rate}, q={self.div_yield}, rho={self._rho:.3f}, state={self.state})"
