@@ -44,7 +44,12 @@ def quote_instant(chain) -> dt.datetime:
     return dt.datetime(td.year, td.month, td.day, EOD_QUOTE_TIME.hour, EOD_QUOTE_TIME.minute, tzinfo=ET)
 
 
-def chain_forwards(chain, *, near: float = 0.04, min_pairs: int = 4) -> pd.DataFrame:
+# strikes used for parity: within this fraction of the underlying's last (x sqrt(T / 30 d) beyond 30 days). VIX
+# options list 0.5-1 point strikes around a level near 20 and move ~25x as much as SPX's, so they need a wider band.
+NEAR = {"SPX": 0.04, "SPY": 0.04, "VIX": 0.3}
+
+
+def chain_forwards(chain, *, near: float | None = None, min_pairs: int = 4) -> pd.DataFrame:
     """Forward F and discount factor D for each (expiry, root) with at least one day to expiry.
 
     Files that state a forward: F is that forward, D = exp(-r T) with r from the nearest parity fit (or 0).
@@ -54,10 +59,11 @@ def chain_forwards(chain, *, near: float = 0.04, min_pairs: int = 4) -> pd.DataF
     is used and F refitted with D fixed."""
     q = chain.quotes
     spot = chain.underlying_last
+    near = NEAR[chain.underlying] if near is None else near
     t0 = quote_instant(chain)
     td = chain.trade_date
     rows = []
-    if q["forward"].notna().any():
+    if "forward" in q and q["forward"].notna().any():
         for (expiry, root), g in q.groupby(["expiry", "root"]):
             T = (settle_dt(expiry, root) - t0).total_seconds() / YEAR_SECONDS
             F = g["forward"].dropna()
@@ -117,9 +123,9 @@ def chain_market_iv(chain, *, min_mid: float = 0.05) -> pd.DataFrame:
     fw = chain_forwards(chain)
     if fw.empty:
         return pd.DataFrame()
-    q = chain.quotes.drop(columns=["forward"]).merge(fw, on=["expiry", "root"], how="inner")
+    q = chain.quotes.drop(columns=["forward"], errors="ignore").merge(fw, on=["expiry", "root"], how="inner")
     q = q[np.isfinite(q["F"])]
-    vol_quoted = q["iv_ask"].notna().to_numpy()
+    vol_quoted = q["iv_ask"].notna().to_numpy() if "iv_ask" in q else np.zeros(len(q), dtype=bool)
     if vol_quoted.any():
         # vol tables: one row per strike; the OTM side is the put below the forward, the call above
         q = q[q["iv_bid"].notna() & (q["iv_bid"] > 0)].copy()

@@ -260,8 +260,10 @@ class VixOptionParams:
     """VIX-option vol model (Black-76 on the same-expiry VX future).  Not calibrated to VIX option
     quotes (none are in shared/data); values are documented assumptions, see docs/pricing.md."""
 
-    atm_ratio: float = 0.85        # 30-day ATM VIX-option vol / (VVIX / 100)
-    term_beta: float = 0.40        # atm(T) = atm(30d) * (T / 30d) ** (-term_beta)
+    atm_ratio: float = 0.85        # power law: 30-day ATM VIX-option vol / (VVIX / 100); mean reversion: the short end's
+    term_beta: float = 0.40        # power law (kappa = 0): atm(T) = atm(30d) * (T / 30d) ** (-term_beta)
+    kappa: float = 0.0             # > 0: mean-reverting variance, atm(T)^2 = L^2 + (S^2 - L^2) (1 - e^-kT) / (kT),
+    long_vol: float = 0.6          #   S = atm_ratio * VVIX / 100, L = long_vol (per year: kappa)
     term_min_days: float = 7.0     # T clamp for the term factor (days)
     term_max_days: float = 365.0
     skew: float = 0.80             # d(sigma / atm) / d(k / sqrt(T / 30d)), k = ln(K / F); >0: call skew
@@ -303,11 +305,22 @@ class VixOptionSurface:
 
     def atm_vol(self, T):
         p = self.params
+        if p.kappa > 0.0:
+            return self._atm_mean_reverting(T)
         if _all_scalar(T):
             te = min(max(float(T) * 365.0, p.term_min_days), p.term_max_days) / 30.0
             return self._atm30 * te ** (-p.term_beta)
         te = np.clip(np.asarray(T, dtype=float) * 365.0, p.term_min_days, p.term_max_days) / 30.0
         return np.asarray(self._atm30 * te ** (-p.term_beta))
+
+    def _atm_mean_reverting(self, T):
+        p = self.params
+        S2, L2 = self._atm30 ** 2, p.long_vol ** 2
+        if _all_scalar(T):
+            kt = p.kappa * min(max(float(T) * 365.0, p.term_min_days), p.term_max_days) / 365.0
+            return math.sqrt(L2 + (S2 - L2) * (-math.expm1(-kt)) / kt)
+        kt = p.kappa * np.clip(np.asarray(T, dtype=float) * 365.0, p.term_min_days, p.term_max_days) / 365.0
+        return np.asarray(np.sqrt(L2 + (S2 - L2) * (-np.expm1(-kt)) / kt))
 
     def vol(self, K, T):
         p = self.params

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from adapters.data.chains import ChainSnapshot
-from analysis import replicas
+from analysis import chain_iv, replicas
 from analysis import spx_surface as S
 from engine.pricing import black76_price
 
@@ -43,7 +43,7 @@ def _synthetic_chain(F0=4000.0, r=0.05, vol_atm=0.20, skew=-0.8, trade_date="202
 
 def test_parity_forward_and_discount_factor_are_recovered():
     chain, truth = _synthetic_chain()
-    fw = S.chain_forwards(chain).set_index(["expiry", "root"])
+    fw = chain_iv.chain_forwards(chain).set_index(["expiry", "root"])
     for key, (Fe, D, T) in truth.items():
         assert fw.loc[key, "F"] == pytest.approx(Fe, rel=2e-4)
         assert fw.loc[key, "T"] == pytest.approx(T, rel=1e-9)
@@ -53,7 +53,7 @@ def test_parity_forward_and_discount_factor_are_recovered():
 
 def test_market_iv_from_mid_recovers_the_quoted_vol():
     chain, _ = _synthetic_chain()
-    mk = S.chain_market_iv(chain)
+    mk = chain_iv.chain_market_iv(chain)
     assert len(mk) > 100
     sub = mk[(mk["abs_delta"] > 0.05) & (mk["abs_delta"] < 0.5)]
     # quotes are +/-2 % (+0.05) around the true price, so the mid IV is within a few tenths of a vol point
