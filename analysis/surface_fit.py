@@ -1,8 +1,8 @@
 """Fit and measure the regime-aware SPX surface (engine.regime_surface) on every real SPX chain in the data.
 
 Market side: analysis.chain_iv (Black-76 IVs of OTM mids on each expiry's parity forward). Model side: the surface
-built from the day's close state (VIX, VIX9D, VIX3M, VIX6M, VVIX, SKEW and the S&P 500 drawdown from the panel, as
-replay's close snapshot carries them), evaluated at the market's log-moneyness ln(K/F) and time to settlement
+built from the day's close state (VIX, VIX9D, VIX3M, VIX6M, VVIX, SKEW from the panel, as replay's close snapshot
+carries them), evaluated at the market's log-moneyness ln(K/F) and time to settlement
 (matched moneyness: isolates the surface from the 4:00 vs 4:15 pm spot gap and the dividend assumption). The model
 here is the engine's formulas vectorised over every slice of every date, so a least-squares fit of all shape
 coefficients takes seconds; a test checks it equals RegimeSurface.vol.
@@ -21,12 +21,10 @@ import numpy as np
 import pandas as pd
 
 from engine.regime_surface import (
-    DRAWDOWN_SESSIONS,
     FEATURES,
     X_NODES,
     RegimeParams,
     SurfaceState,
-    drawdown,
     index_term_points,
     shape_f,
     slice_variance_swap,
@@ -61,9 +59,8 @@ def state_on(panel, date) -> SurfaceState:
     day = pd.Timestamp(date)
     r = d.loc[day]
     g = lambda c: float(r[c]) if c in r and pd.notna(r[c]) else math.nan
-    dd = drawdown(d["spx_close"].loc[:day].tail(DRAWDOWN_SESSIONS))[-1]
     return SurfaceState(g("vix_close"), g("vix9d_close"), g("vix3m_close"), g("vix6m_close"), g("vvix_close"),
-                        g("skew_close"), float(dd))
+                        g("skew_close"))
 
 
 @dataclass

@@ -28,11 +28,6 @@ YEAR_SECONDS = 365.0 * 86400.0
 TERM_DAYS = {"vix9d": 9, "vix": 30, "vix3m": 91, "vix6m": 182}
 
 
-# The S&P 500's distance below its 63-session high (engine.regime_surface.SurfaceState.drawdown) rides in
-# MarketQuotes.extra under this name; replay computes it from past closes. Without it the feature reads neutral.
-DRAWDOWN_SERIES = "spx_drawdown"
-
-
 class PricingParams(Params):
     div_yield: float = Field(0.018, ge=0, le=0.1, description="SPX continuous dividend yield (constant)")
     spx_model: Literal["regime", "index"] = Field(
@@ -137,7 +132,7 @@ class MarketModel:
                 ts = self.params.use_term_structure
                 nan = math.nan
                 state = SurfaceState(q.vix, q.vix9d if ts else nan, q.vix3m if ts else nan, q.vix6m if ts else nan,
-                                     q.vvix, q.skew, q.extra.get(DRAWDOWN_SERIES, nan))
+                                     q.vvix, q.skew)
                 self._surface = RegimeSurface(self.spot, self.rate, self.params.div_yield, state,
                                               self.params.regime_params())
                 return self._surface

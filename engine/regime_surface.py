@@ -9,8 +9,8 @@ Each expiry T is one slice in total implied variance w(k) = sigma^2 T, k = ln(K/
 
 * Shape: rho (skew direction, one value for the whole surface) and psi = phi sqrt(theta) (skew and curvature scale;
   ATM skew dsigma/dk = rho psi / (2 sqrt T)) are linear-link functions of the day's state (SurfaceState): log VIX,
-  the short and long index term slopes (VIX9D/VIX, VIX/VIX3M), VVIX, SKEW and the S&P 500's distance below its
-  63-session high, all observable every day; psi also grows with the slice's own ATM total variance,
+  the short and long index term slopes (VIX9D/VIX, VIX/VIX3M), VVIX and SKEW, all quoted every day (in replay and
+  by the live daemon alike); psi also grows with the slice's own ATM total variance,
   psi = psi_30 (theta / theta_30)^psi_theta (SSVI's phi(theta) family), which keeps the surface free of calendar
   arbitrage whenever theta is non-decreasing in T. Coefficients are fitted on real SPX chains
   (analysis/surface_fit.py; docs/pricing.md gives the values and the evidence).
@@ -43,7 +43,7 @@ from scipy.special import ndtr
 from engine.pricing import Greeks, _all_scalar, _black_undisc_scalar, _ncdf, bsm_greeks, bsm_price
 from engine.volsurface import vvix_fallback
 
-__all__ = ["DRAWDOWN_SESSIONS", "RegimeParams", "RegimeSurface", "SurfaceState", "drawdown", "index_term_points", "index_variance",
+__all__ = ["RegimeParams", "RegimeSurface", "SurfaceState", "index_term_points", "index_variance",
            "shape_f", "slice_variance_swap", "solve_theta", "wing_m", "X_NODES"]
 
 _T30 = 30.0 / 365.0
@@ -64,8 +64,7 @@ X_NODES, _W_NODES = _nodes()   # ascending: the first _N_SIDE nodes are the put 
 
 @dataclass(frozen=True)
 class SurfaceState:
-    """The market state the surface shape depends on, all known at the snapshot: index closes (or opens), and
-    the S&P 500's log distance below its highest close of the last 63 sessions (<= 0; past closes only)."""
+    """The market state the surface shape depends on, all known at the snapshot (index closes, or opens)."""
 
     vix: float
     vix9d: float = math.nan
@@ -73,66 +72,51 @@ class SurfaceState:
     vix6m: float = math.nan
     vvix: float = math.nan
     skew: float = math.nan
-    drawdown: float = math.nan
 
     def features(self) -> tuple[float, ...]:
-        """(log VIX/20, short slope log VIX9D/VIX, long slope log VIX/VIX3M, log VVIX/100, (SKEW - 130)/10,
-        10 x drawdown). Missing inputs read as neutral: flat slopes, VVIX from the VIX level (the documented
-        fallback of engine.volsurface), SKEW 130, no drawdown."""
+        """(log VIX/20, short slope log VIX9D/VIX, long slope log VIX/VIX3M, log VVIX/100, (SKEW - 130)/10).
+        Missing inputs read as neutral: flat slopes, VVIX from the VIX level (the documented fallback of
+        engine.volsurface), SKEW 130."""
         v = self.vix
         short = math.log(self.vix9d / v) if _ok(self.vix9d) else 0.0
         long_ = math.log(v / self.vix3m) if _ok(self.vix3m) else 0.0
         vv = self.vvix if _ok(self.vvix) and self.vvix > 40 else vvix_fallback(v)
         sk = self.skew if _ok(self.skew) else 130.0
-        dd = self.drawdown if math.isfinite(self.drawdown) else 0.0
-        return math.log(v / 20.0), short, long_, math.log(vv / 100.0), (sk - 130.0) / 10.0, 10.0 * min(dd, 0.0)
-
-
-DRAWDOWN_SESSIONS = 63
-
-
-def drawdown(closes, sessions: int = DRAWDOWN_SESSIONS) -> np.ndarray:
-    """log(close / highest close of the last `sessions` sessions, that close included), for each close: the
-    drawdown feature. Uses past closes only; NaN closes are skipped in the running maximum."""
-    import pandas as pd
-
-    c = pd.Series(np.asarray(closes, dtype=float))
-    return np.log(c / c.rolling(sessions, min_periods=1).max()).to_numpy()
+        return math.log(v / 20.0), short, long_, math.log(vv / 100.0), (sk - 130.0) / 10.0
 
 
 def _ok(x: float) -> bool:
     return x is not None and math.isfinite(x) and x > 0
 
 
-FEATURES = ("vix", "short", "long", "vvix", "skew", "dd")
+FEATURES = ("vix", "short", "long", "vvix", "skew")
 
 
 @dataclass(frozen=True)
 class RegimeParams:
-    """Shape coefficients (fitted: analysis/surface_fit.py; docs/pricing.md lists the values and evidence).
+    """Shape coefficients. The defaults are `alvh calibrate`'s fit (analysis/surface_fit.py: the fit dates of its
+    protocol, ridge 0.3); docs/pricing.md lists the values and the evidence, docs/fidelity.md the errors.
     rho = tanh(rho0 + sum_f rho_f * feature_f)
     psi = exp(psi0 + sum_f psi_f * feature_f) * (theta / theta_30) ** psi_theta, features in SurfaceState order."""
 
-    rho0: float = -0.6
-    rho_vix: float = 0.0
-    rho_short: float = 0.0
-    rho_long: float = 0.0
-    rho_vvix: float = 0.0
-    rho_skew: float = 0.0
-    rho_dd: float = 0.0
-    psi0: float = 0.0
-    psi_theta: float = 0.15
-    psi_vix: float = 0.0
-    psi_short: float = 0.0
-    psi_long: float = 0.0
-    psi_vvix: float = 0.0
-    psi_skew: float = 0.0
-    psi_dd: float = 0.0
-    wing_beta: float = 0.06      # far-put-wing total-variance growth per unit x beyond wing_x
-    wing_x: float = 2.5
+    rho0: float = -0.4977
+    rho_vix: float = -0.0099
+    rho_short: float = -0.0128
+    rho_long: float = 0.4959
+    rho_vvix: float = -0.9132
+    rho_skew: float = 0.0712
+    psi0: float = 0.0056
+    psi_theta: float = 0.1827
+    psi_vix: float = -0.2082
+    psi_short: float = 1.1967
+    psi_long: float = -0.1266
+    psi_vvix: float = 0.0471
+    psi_skew: float = 0.2724
+    wing_beta: float = 0.0471      # far-put-wing total-variance growth per unit x beyond wing_x
+    wing_x: float = 1.8571
     wing_s: float = 0.5
     wing_cap: float = 2.0        # the wing multiplier saturates here
-    short_term_adj: float = 0.0  # index variance at the 9-day tenor scaled by (1 + adj * log(30 / 9))
+    short_term_adj: float = -0.024  # index variance at the 9-day tenor scaled by (1 + adj * log(30 / 9))
     min_vol: float = 0.02
     max_vol: float = 4.0
 

@@ -23,8 +23,6 @@ from engine.bus import EventBus
 from engine.clock import ET
 from engine.dividends import total_return_index
 from engine.events import MarketQuotes, MarketSnapshot, Phase
-from engine.marketmodel import DRAWDOWN_SERIES
-from engine.regime_surface import drawdown
 
 INDEX_FIELDS = ("spx", "vix", "vix9d", "vix3m", "vix6m")
 TR_SYMBOL = "SPXTR"   # the S&P 500 total-return index, carried like an ETP
@@ -92,8 +90,6 @@ class HistoricalReplay:
         known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
         self._extra = {c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
                        if c not in known and c.endswith("_close") or c == "dff"}
-        # the SPX surface's drawdown feature, from closes up to each day (at the open: the prior close's value)
-        self._extra[DRAWDOWN_SERIES] = drawdown(self._c["spx"])
         vx_dates, expiries, settle = panel.vx_matrix()
         if len(vx_dates) != len(dates_all) or not (vx_dates == dates_all).all():
             raise ValueError("panel.vx_matrix() dates must align with panel.daily")

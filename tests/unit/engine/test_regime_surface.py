@@ -21,7 +21,6 @@ from engine.regime_surface import (
     _log_c_table,
     _theta_from_table,
     _wing_on_nodes,
-    drawdown,
     shape_f,
     slice_variance_swap,
     solve_theta,
@@ -31,20 +30,20 @@ from engine.strikes import strike_grid
 
 P = RegimeParams()   # the fitted defaults
 
-def _state(vix, r9, r3, r6, vvix, skew, dd) -> SurfaceState:
+def _state(vix, r9, r3, r6, vvix, skew) -> SurfaceState:
     """Index levels from VIX and term ratios (VIX9D/VIX, VIX3M/VIX, VIX6M/VIX3M) inside a margin around what
     2006-2025 shows: 0.66-1.59, 0.70-1.41, 0.80-1.25."""
     v3 = vix * r3 if r3 == r3 else math.nan
-    return SurfaceState(vix, vix * r9, v3, v3 * r6 if v3 == v3 else math.nan, vvix, skew, dd)
+    return SurfaceState(vix, vix * r9, v3, v3 * r6 if v3 == v3 else math.nan, vvix, skew)
 
 
 nan_or = lambda lo, hi: st.one_of(st.just(math.nan), st.floats(lo, hi))  # noqa: E731
 states = st.builds(_state, st.floats(9.0, 85.0), nan_or(0.6, 1.7), nan_or(0.65, 1.5), st.floats(0.75, 1.3),
-                   nan_or(55.0, 215.0), nan_or(100.0, 190.0), nan_or(-0.6, 0.0))
+                   nan_or(55.0, 215.0), nan_or(100.0, 190.0))
 
 
 def test_variance_swap_reproduces_the_index_at_each_tenor():
-    s = RegimeSurface(4500.0, 0.04, 0.015, SurfaceState(18.0, 16.0, 20.0, 21.0, 95.0, 130.0, -0.02))
+    s = RegimeSurface(4500.0, 0.04, 0.015, SurfaceState(18.0, 16.0, 20.0, 21.0, 95.0, 130.0))
     for days, level in ((9, 16.0), (30, 18.0), (91, 20.0), (182, 21.0)):
         T = days / 365.0
         assert s.index_vol(T) == pytest.approx(level / 100.0, rel=1e-12)
@@ -98,7 +97,7 @@ def test_nodes_integrate_the_variance_swap():
 
 
 def test_scalar_and_vector_paths_agree():
-    s = RegimeSurface(2700.0, 0.015, 0.019, SurfaceState(33.5, 41.4, 27.3, 25.0, 180.6, 130.9, -0.107))
+    s = RegimeSurface(2700.0, 0.015, 0.019, SurfaceState(33.5, 41.4, 27.3, 25.0, 180.6, 130.9))
     K = np.array([2000.0, 2400.0, 2650.0, 2700.0, 2900.0, 3100.0])
     for T in (3 / 365, 20 / 365, 0.3):
         vec = s.vol(K, T)
@@ -144,24 +143,14 @@ def test_no_static_arbitrage_on_listed_grids(state, d1, gap, day):
 
 
 def test_state_features_and_fallbacks():
-    full = SurfaceState(20.0, 20.0, 20.0, 20.0, 100.0, 130.0, 0.0).features()
-    assert full == pytest.approx((0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    full = SurfaceState(20.0, 20.0, 20.0, 20.0, 100.0, 130.0).features()
+    assert full == pytest.approx((0.0, 0.0, 0.0, 0.0, 0.0))
     bare = SurfaceState(20.0).features()
-    assert bare[1] == bare[2] == bare[4] == bare[5] == 0.0
+    assert bare[1] == bare[2] == bare[4] == 0.0
     assert bare[3] == pytest.approx(math.log(53.76 * 20.0 ** 0.1867 / 100.0), rel=1e-3)   # VVIX fallback
     assert SurfaceState(20.0, vvix=30.0).features()[3] == bare[3]                          # 2006 garbage VVIX
     with pytest.raises(ValueError):
         RegimeSurface(100.0, 0.0, 0.0, SurfaceState(math.nan))
-
-
-def test_drawdown_uses_past_closes_only():
-    closes = np.array([100.0, 110.0, 99.0, 121.0, 60.0])
-    dd = drawdown(closes, sessions=2)
-    assert dd == pytest.approx([0.0, 0.0, math.log(99 / 110), 0.0, math.log(60 / 121)])
-    # changing a later close never changes an earlier value
-    later = closes.copy()
-    later[-1] = 500.0
-    assert drawdown(later, sessions=2)[:-1] == pytest.approx(dd[:-1])
 
 
 def test_fitter_model_is_the_engine_model():
@@ -169,8 +158,8 @@ def test_fitter_model_is_the_engine_model():
 
     from analysis.surface_fit import FitData, model_iv
 
-    states = {pd.Timestamp("2018-02-08"): SurfaceState(33.46, 41.44, 27.33, math.nan, 180.61, 130.92, -0.107),
-              pd.Timestamp("2023-09-14"): SurfaceState(12.82, 11.80, 15.34, 17.0, 82.48, 144.32, -0.018)}
+    states = {pd.Timestamp("2018-02-08"): SurfaceState(33.46, 41.44, 27.33, math.nan, 180.61, 130.92),
+              pd.Timestamp("2023-09-14"): SurfaceState(12.82, 11.80, 15.34, 17.0, 82.48, 144.32)}
     rows, slices = [], []
     for i, (d, T) in enumerate([(pd.Timestamp("2018-02-08"), 20 / 365), (pd.Timestamp("2023-09-14"), 45 / 365)]):
         slices.append({"date": d, "T": T, "slice": i})
