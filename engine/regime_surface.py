@@ -231,35 +231,49 @@ def solve_theta(target, g, iters: int = 8):
     return th
 
 
-# VS/theta as a function of (rho, psi, sqrt(theta)) for one wing shape, tabulated once per process: a snapshot's
-# slice then costs a table lookup instead of a root solve (the replay builds ~20,000 slices). Trilinear in
-# log(VS/theta) on 33 x 81 x 31 nodes; against the exact solve the slice's theta is within 0.1 % (0.05 % in vol,
-# 0.01 vol pt at VIX 20) for sqrt(theta) < 0.5 and 0.16 % anywhere in the table (tests check it). Outside the
-# table (rho > 0.6, sqrt(theta) > 1: a year at 100 vol) the exact solve runs.
+# VS/theta as a function of (rho, psi, sqrt(theta)) for one wing shape, tabulated per process: a snapshot's slice
+# then costs a table lookup instead of a root solve (the replay builds ~20,000 slices). Trilinear in log(VS/theta)
+# on 33 x 81 x 31 nodes, each rho row computed on first use (a year of replay touches a handful); against the exact
+# solve the slice's theta is within 0.1 % (0.05 % in vol, 0.01 vol pt at VIX 20) for sqrt(theta) < 0.5 and 0.16 %
+# anywhere in the table (tests check it). Outside it (rho > 0.6, sqrt(theta) > 1: a year at 100 vol) the exact
+# solve runs.
 _RHO_NODES = np.linspace(-0.99, 0.6, 33)
 _PSI_NODES = np.linspace(0.0, 2.0, 81)
 _S_NODES = np.linspace(0.0, 1.0, 31)
-_TABLES: dict[tuple[float, float, float, float], list[float]] = {}
-
-
-def _log_c_table(p: RegimeParams) -> list[float]:
-    key = (p.wing_beta, p.wing_x, p.wing_s, p.wing_cap)
-    tab = _TABLES.get(key)
-    if tab is None:
-        m = wing_m(X_NODES, p)
-        g = shape_f(X_NODES[None, None, :], _RHO_NODES[:, None, None], _PSI_NODES[None, :, None]) * m
-        s = np.maximum(_S_NODES, 1e-4)
-        c = np.stack([slice_variance_swap(np.full(g.shape[:2], si * si), g) / (si * si) for si in s], axis=-1)
-        tab = _TABLES[key] = np.log(c).ravel().tolist()
-    return tab
-
-
 _R0, _DR, _NR = float(_RHO_NODES[0]), float(_RHO_NODES[1] - _RHO_NODES[0]), len(_RHO_NODES)
 _DP, _NPSI = float(_PSI_NODES[1] - _PSI_NODES[0]), len(_PSI_NODES)
 _DS, _NS = float(_S_NODES[1] - _S_NODES[0]), len(_S_NODES)
 
 
-def _theta_from_table(tab: list[float], target: float, rho: float, psi: float, s_guess: float) -> float | None:
+class _LogCTable:
+    """log(VS/theta) on the (psi, s) grid, one row per rho node, row-major in (psi, s)."""
+
+    def __init__(self, p: RegimeParams) -> None:
+        self._m = wing_m(X_NODES, p)
+        self._rows: list[list[float] | None] = [None] * _NR
+
+    def row(self, i: int) -> list[float]:
+        r = self._rows[i]
+        if r is None:
+            g = shape_f(X_NODES[None, :], float(_RHO_NODES[i]), _PSI_NODES[:, None]) * self._m
+            s = np.maximum(_S_NODES, 1e-4)
+            c = np.stack([slice_variance_swap(np.full(_NPSI, si * si), g) / (si * si) for si in s], axis=-1)
+            r = self._rows[i] = np.log(c).ravel().tolist()
+        return r
+
+
+_TABLES: dict[tuple[float, float, float, float], _LogCTable] = {}
+
+
+def _log_c_table(p: RegimeParams) -> _LogCTable:
+    key = (p.wing_beta, p.wing_x, p.wing_s, p.wing_cap)
+    tab = _TABLES.get(key)
+    if tab is None:
+        tab = _TABLES[key] = _LogCTable(p)
+    return tab
+
+
+def _theta_from_table(tab: _LogCTable, target: float, rho: float, psi: float, s_guess: float) -> float | None:
     """theta with theta * c(sqrt(theta)) = target, c = VS/theta from the table, or None outside it. Newton in
     ln theta on the table's interpolant (piecewise linear in s, so a few steps converge to rounding)."""
     fr = (rho - _R0) / _DR
@@ -268,10 +282,10 @@ def _theta_from_table(tab: list[float], target: float, rho: float, psi: float, s
         return None
     i = min(int(fr), _NR - 2)
     j = min(int(fp), _NPSI - 2)
+    r0, r1 = tab.row(i), tab.row(i + 1)
     a, b = fr - i, fp - j
     w00, w01, w10, w11 = (1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b
-    r1, p1 = _NPSI * _NS, _NS
-    base0 = (i * _NPSI + j) * _NS
+    base0 = j * _NS
     ln_target = math.log(target)
     x = 2.0 * math.log(s_guess)
     for _ in range(8):
@@ -280,9 +294,9 @@ def _theta_from_table(tab: list[float], target: float, rho: float, psi: float, s
         if fs > _NS - 1:
             return None
         k = min(int(fs), _NS - 2)
-        base = base0 + k
-        lo = w00 * tab[base] + w01 * tab[base + p1] + w10 * tab[base + r1] + w11 * tab[base + r1 + p1]
-        hi = w00 * tab[base + 1] + w01 * tab[base + p1 + 1] + w10 * tab[base + r1 + 1] + w11 * tab[base + r1 + p1 + 1]
+        q = base0 + k
+        lo = w00 * r0[q] + w01 * r0[q + _NS] + w10 * r1[q] + w11 * r1[q + _NS]
+        hi = w00 * r0[q + 1] + w01 * r0[q + _NS + 1] + w10 * r1[q + 1] + w11 * r1[q + _NS + 1]
         c = fs - k
         f = x + lo + (hi - lo) * c - ln_target
         if abs(f) < 1e-12:
