@@ -41,11 +41,6 @@ FIT_DATES = ("2018-01-08", "2018-01-18", "2018-02-02", "2018-02-05", "2018-02-08
              "2018-10-15", "2020-09-04", "2022-02-04", "2022-06-10", "2023-02-07")
 FIT_DELTA = (0.03, 0.50)
 FIT_DTE = (7, 90)
-DELTA_BUCKETS = ((0.03, 0.10), (0.10, 0.30), (0.30, 0.50))
-DTE_BUCKETS = ((7, 20), (20, 60), (60, 91))
-STRESS_VIX = 25.0
-CALM_VIX = 20.0
-CALM_SUBSET_DATES = ("2023-08-18", "2023-09-14", "2024-01-05")   # issue #4's acceptance subset
 # Fitted: the level/shape intercepts, the term exponent, the wing, the short-term level term and the state slopes.
 SHAPE_FIELDS = ("rho0", "psi0", "psi_theta", "wing_beta", "wing_x", "short_term_adj",
                 *(f"rho_{f}" for f in FEATURES), *(f"psi_{f}" for f in FEATURES))
@@ -194,73 +189,15 @@ def fit_surface(data: FitData, fit_dates: Sequence[str] = FIT_DATES, base: Regim
                       len(sub.options))
 
 
-def _bucket(x: pd.Series, edges, fmt) -> pd.Series:
-    out = pd.Series(pd.NA, index=x.index, dtype="object")
-    for lo, hi in edges:
-        out[(x >= lo) & (x < hi)] = fmt(lo, hi)
-    return out
+def surface_errors(params: RegimeParams, data: FitData, vix: pd.Series, fit_dates: Sequence[str] = FIT_DATES) -> pd.DataFrame:
+    """One row per option: model (this module's vectorised model) and market IV, error (vol points), annotated as
+    analysis.spx_surface annotates the replay model's errors."""
+    from analysis.spx_surface import annotate
 
-
-def surface_errors(params: RegimeParams, data: FitData, vix: pd.Series) -> pd.DataFrame:
-    """One row per option: model and market IV, error (model - market, vol points), buckets."""
     e = data.options.copy()
     e["iv_model"] = model_iv(params, data)
     e["iv_err"] = (e["iv_model"] - e["iv_mkt"]) * 100.0
-    e["delta_bucket"] = _bucket(e["abs_delta"], DELTA_BUCKETS, lambda a, b: f"{a * 100:.0f}-{b * 100:.0f}d")
-    e["dte_bucket"] = _bucket(e["dte"], DTE_BUCKETS, lambda a, b: f"{a}-{b - 1 if b == 91 else b}")
-    e["side"] = np.where(e["right"] == "P", "put", "call")
-    e["vix"] = e["date"].map(vix)
-    return e
-
-
-def target_for(vix: float) -> float:
-    """Acceptance target of issue #9 for a date's median |IV error|: 1.0 below VIX 20, 2.0 from VIX 25."""
-    return 1.0 if vix < CALM_VIX else (2.0 if vix >= STRESS_VIX else math.nan)
-
-
-def per_date(err: pd.DataFrame, fit_dates: Sequence[str] = FIT_DATES) -> pd.DataFrame:
-    """Per date: median |IV error| of OTM 3-50 delta options at 7-90 DTE, bias, count, the 3-10 delta put bucket,
-    and the target that applies at that VIX."""
-    fd = set(pd.to_datetime(list(fit_dates)))
-    e = err[err["abs_delta"].between(*FIT_DELTA)]
-    rows = []
-    for d, g in e.groupby("date"):
-        p310 = g.loc[(g["side"] == "put") & (g["delta_bucket"] == "3-10d"), "iv_err"]
-        vix = float(g["vix"].iloc[0])
-        rows.append({"date": str(pd.Timestamp(d).date()), "sample": "in" if d in fd else "out", "vix": vix,
-                     "n": len(g), "median_abs": float(g["iv_err"].abs().median()), "bias": float(g["iv_err"].median()),
-                     "put_3_10_abs": float(p310.abs().median()) if len(p310) else math.nan,
-                     "target": target_for(vix)})
-    return pd.DataFrame(rows)
-
-
-def bucket_table(err: pd.DataFrame, by: Sequence[str] = ("date", "side", "delta_bucket", "dte_bucket")) -> pd.DataFrame:
-    """Median |IV error| and median error (bias) in vol points, with counts, by the given keys."""
-    e = err.dropna(subset=["delta_bucket", "dte_bucket"])
-    return (e.groupby(list(by)).agg(n=("iv_err", "size"), median_abs=("iv_err", lambda s: s.abs().median()),
-                                    bias=("iv_err", "median")).reset_index())
-
-
-def calm_subset_median(err: pd.DataFrame, dates: Sequence[str] = CALM_SUBSET_DATES) -> float:
-    """Issue #4's calm figure: 10-30 delta, 20-60 DTE, pooled over the three 2023-24 chains."""
-    e = err[err["date"].isin(pd.to_datetime(list(dates))) & err["abs_delta"].between(0.10, 0.30)
-            & err["dte"].between(20, 60)]
-    return float(e["iv_err"].abs().median())
-
-
-def shape_errors(err: pd.DataFrame) -> pd.DataFrame:
-    """SPY (American, ETF dividends, 4:00/8:00 pm close): smile *shape* only. Per slice, model and market IVs each
-    minus their own value at the money (interpolated at k = 0), so the level, which SPY does not share with SPX,
-    drops out; the error left is skew and curvature."""
-    out = []
-    for _, g in err.groupby(["date", "expiry"]):
-        g = g.sort_values("k")
-        if g["k"].min() >= 0 or g["k"].max() <= 0:
-            continue
-        atm_m = np.interp(0.0, g["k"], g["iv_mkt"])
-        atm_s = np.interp(0.0, g["k"], g["iv_model"])
-        out.append(g.assign(iv_err=((g["iv_model"] - atm_s) - (g["iv_mkt"] - atm_m)) * 100.0))
-    return pd.concat(out, ignore_index=True) if out else err.iloc[:0]
+    return annotate(e, vix, fit_dates)
 
 
 def params_table(p: RegimeParams) -> dict[str, float]:

@@ -4,9 +4,10 @@
     alvh calibrate [--out PATH] [--dry-run]
 
 validate writes to DIR (default out/validate): report.md (every table), summary.json (the acceptance figures
-of issue #4 with met/short flags), CSV tables and PNG plots (analysis/validation*.py). calibrate fits the pricing
-parameters on the early windows only and writes config/calibrated.toml (analysis/calibration.py documents the
-method).
+of issues #4 and #9 with met/short flags), CSV tables and PNG plots (analysis/validation*.py). calibrate refits the
+pricing parameters on real quotes (the regime SPX surface, the SPX spread, the VIX-option smile) and writes a TOML
+fragment to PATH (default ./calibrated.toml in the working directory; analysis/calibration.py documents the
+method); config/calibrated.toml is the committed copy validate prices with.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from adapters.cli.common import UserError, add_common, iso_date, load_panel_for
-from analysis.validation import CALIBRATED_TOML, FULL_END, FULL_START
+from analysis.validation import FULL_END, FULL_START
 
 log = structlog.get_logger("alvh.validate")
 
@@ -65,8 +66,9 @@ def register(sub) -> None:
     add_common(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("calibrate", help="fit SPX skew, SPX spread and VIX-option vol on early data; report out of sample")
-    p.add_argument("--out", default=str(CALIBRATED_TOML), help="TOML file to write (default config/calibrated.toml)")
+    p = sub.add_parser("calibrate", help="refit the SPX surface, SPX spread and VIX-option smile on real quotes; report in and out of sample")
+    p.add_argument("--out", default="calibrated.toml",
+                   help="TOML file to write (default ./calibrated.toml in the working directory, never inside the package)")
     p.add_argument("--dry-run", action="store_true", help="print the fit without writing the file")
     add_common(p)
     p.set_defaults(func=cmd_calibrate)
