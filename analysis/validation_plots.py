@@ -78,10 +78,12 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
             ax.set_visible(False)
             continue
         ex = err.groupby(["expiry", "root"])["dte"].first()
+        shown = set()
         for target, color in ((14, "tab:blue"), (30, "tab:orange"), (60, "tab:green")):
             (xp, root), dte = min(ex.items(), key=lambda kv: abs(kv[1] - target))
-            if abs(dte - target) > 12 and target != 14:
+            if (xp, root) in shown:
                 continue
+            shown.add((xp, root))
             g = err[(err["expiry"] == xp) & (err["root"] == root)].sort_values("strike")
             g = g[g["abs_delta"] >= 0.02]
             ax.plot(g["k"], g["iv_mkt"] * 100, "o", ms=2.5, color=color, label=f"market {root} {dte}d")
