@@ -62,3 +62,28 @@ def test_per_date_targets_on_every_spx_chain(surface_errors):
     assert calm_subset_median(surface_errors) <= 0.8
     stressed = t[t["vix"] >= 25]
     assert len(stressed) == 8 and (stressed["sample"] == "out").sum() >= 4
+
+
+def test_open_snapshot_surface_does_not_see_the_days_closes(panel):
+    """No look-ahead: the surface replay builds at 09:30 uses that morning's index opens and the prior close's VVIX and
+    SKEW; changing the day's closes (indices, VVIX, SKEW) leaves it unchanged, while the close surface moves."""
+    import dataclasses
+
+    from adapters.sim.replay import HistoricalReplay
+
+    day = pd.Timestamp("2018-02-06")
+
+    def surfaces(p):
+        r = HistoricalReplay(p, day, day)
+        snaps = list(r.snapshots_for(r._first))
+        return [MarketModel(s, PricingParams()).surface for s in snaps]
+
+    o0, c0 = surfaces(panel)
+    daily = panel.daily.copy()
+    for col in ("vix_close", "vix9d_close", "vix3m_close", "vix6m_close", "vvix_close", "skew_close"):
+        daily.loc[day, col] *= 1.5
+    shocked = dataclasses.replace(panel, daily=daily, _memo={})
+    o1, c1 = surfaces(shocked)
+    for K in (2200.0, 2500.0, 2700.0, 2900.0):
+        assert o1.vol(K, 22 / 365) == o0.vol(K, 22 / 365)
+    assert c1.vol(2500.0, 22 / 365) != c0.vol(2500.0, 22 / 365)
