@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -152,11 +153,20 @@ def chain_market_iv(chain, *, min_mid: float = 0.05) -> pd.DataFrame:
 
 def market_table(data_dir, underlyings: tuple[str, ...] = ("SPX", "SPY"), max_dte: int = 95) -> pd.DataFrame:
     """chain_market_iv rows of every snapshot of the given underlyings in every option file of `data_dir` (all
-    layouts, SOURCES.md section 10), expiries up to `max_dte` days, with date, und, file and layout columns."""
-    from adapters.data.chain_layouts import list_option_files, load_option_file
+    layouts, SOURCES.md section 10), expiries up to `max_dte` days, with date, und, file and layout columns.
+    Computed once per process and set of file versions; each call returns its own copy."""
+    from adapters.data.chain_layouts import list_option_files
+
+    files = tuple((p, p.stat().st_size, p.stat().st_mtime_ns) for p in list_option_files(data_dir))
+    return _market_table(files, tuple(underlyings), max_dte).copy()
+
+
+@lru_cache(maxsize=8)
+def _market_table(files: tuple, underlyings: tuple[str, ...], max_dte: int) -> pd.DataFrame:
+    from adapters.data.chain_layouts import load_option_file
 
     parts = []
-    for path in list_option_files(data_dir):
+    for path, _size, _mtime in files:
         for snap in load_option_file(path):
             if snap.underlying not in underlyings:
                 continue

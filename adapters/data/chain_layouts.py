@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -444,8 +445,19 @@ _READERS = {"A": load_layout_a, "B": load_chain, "C": load_layout_c, "D": load_l
 
 
 def load_option_file(path) -> list[ChainSnapshot]:
-    """Every snapshot in one option file, whatever its layout (multi-day and intraday files hold several)."""
+    """Every snapshot in one option file, whatever its layout (multi-day and intraday files hold several). Parsed
+    once per process and file version (path, size, mtime): `alvh validate` and the tests read the same files from
+    several analyses. The snapshots are shared: callers must not modify their quotes."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        raise DataError(path.name, None, f"file not found (expected at {path})") from None
+    return _load_cached(path.resolve(), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: Path, size: int, mtime_ns: int) -> list[ChainSnapshot]:
     got = _READERS[detect_layout(path)](path)
     return got if isinstance(got, list) else [got]
 
