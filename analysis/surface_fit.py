@@ -131,11 +131,14 @@ def model_iv(params: RegimeParams, data: FitData) -> np.ndarray:
     sd = np.array([di[d] for d in data.slices["date"]])
     T = data.slices["T"].to_numpy()
     theta = np.empty(len(T))
-    for i in range(len(dates)):   # non-decreasing in T, linear between tenors, flat ATM vol outside
+    for i in range(len(dates)):   # 30 days exact, the 9-day capped at it, longer tenors floored: see theta()
         sel_n, sel_s = nd == i, sd == i
         if not sel_s.any():
             continue
-        tn, wn = nT[sel_n], np.maximum.accumulate(th_n[sel_n])
+        tn, wn = nT[sel_n], th_n[sel_n].copy()
+        k30 = int(np.flatnonzero(np.isclose(tn, 30 / 365))[0])
+        wn[:k30] = np.minimum(wn[:k30], wn[k30])
+        wn[k30:] = np.maximum.accumulate(wn[k30:])
         t = T[sel_s]
         theta[sel_s] = np.where(t <= tn[0], wn[0] * t / tn[0], np.where(t >= tn[-1], wn[-1] * t / tn[-1],
                                                                           np.interp(t, tn, wn)))

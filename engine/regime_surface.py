@@ -18,8 +18,9 @@ Each expiry T is one slice in total implied variance w(k) = sigma^2 T, k = ln(K/
   calm and stressed days (market total variance 1.03x the SSVI slice at x = -3.25, 1.2x at -5.5); m(x) carries
   it, so the model's variance swap includes the variance the market's wing holds.
 * Level: at each index tenor that exists that day (VIX9D 9 d, VIX 30 d, VIX3M 91 d, VIX6M 182 d) theta is solved
-  so that the slice's own variance swap equals the index variance there; between tenors theta is linear in T
-  (flat ATM vol outside), after making it non-decreasing. The variance swap is the VIX formula's integral of
+  so that the slice's own variance swap equals the index variance there: 30 days first (always exact), longer
+  tenors floored at the tenor before them, the 9-day capped at the 30-day; between tenors theta is linear in T
+  (flat ATM vol outside). The variance swap is the VIX formula's integral of
   out-of-the-money prices, 2 int P(k) e^-k dk, over the strike range the index actually uses: Cboe stops at the
   last quoted strikes, which in the real 20-40 day chains lie at x = -15 (median; -8 to -22) on the put side and
   x = +3 on the call side, so the integral runs over x in [-15, +5] (Gauss-Legendre, 24 nodes a side; relative
@@ -233,7 +234,7 @@ def solve_theta(target, g, iters: int = 8):
 
 # VS/theta as a function of (rho, psi, sqrt(theta)) for one wing shape, tabulated per process: a snapshot's slice
 # then costs a table lookup instead of a root solve (the replay builds ~20,000 slices). Trilinear in log(VS/theta)
-# on 33 x 81 x 31 nodes, each rho row computed on first use (a year of replay touches a handful); against the exact
+# on 33 x 81 x 31 nodes, each (rho, psi) column computed on first use; against the exact
 # solve the slice's theta is within 0.1 % (0.05 % in vol, 0.01 vol pt at VIX 20) for sqrt(theta) < 0.5 and 0.16 %
 # anywhere in the table (tests check it). Outside it (rho > 0.6, sqrt(theta) > 1: a year at 100 vol) the exact
 # solve runs.
@@ -243,23 +244,24 @@ _S_NODES = np.linspace(0.0, 1.0, 31)
 _R0, _DR, _NR = float(_RHO_NODES[0]), float(_RHO_NODES[1] - _RHO_NODES[0]), len(_RHO_NODES)
 _DP, _NPSI = float(_PSI_NODES[1] - _PSI_NODES[0]), len(_PSI_NODES)
 _DS, _NS = float(_S_NODES[1] - _S_NODES[0]), len(_S_NODES)
+_S2_NODES = np.maximum(_S_NODES, 1e-4) ** 2
 
 
 class _LogCTable:
-    """log(VS/theta) on the (psi, s) grid, one row per rho node, row-major in (psi, s)."""
+    """log(VS/theta) on the s grid for each (rho, psi) node, computed on first use (one call over the 31 s nodes);
+    a 20-year replay touches a few hundred of the 2,673 columns."""
 
     def __init__(self, p: RegimeParams) -> None:
         self._m = wing_m(X_NODES, p)
-        self._rows: list[list[float] | None] = [None] * _NR
+        self._cols: dict[int, list[float]] = {}
 
-    def row(self, i: int) -> list[float]:
-        r = self._rows[i]
-        if r is None:
-            g = shape_f(X_NODES[None, :], float(_RHO_NODES[i]), _PSI_NODES[:, None]) * self._m
-            s = np.maximum(_S_NODES, 1e-4)
-            c = np.stack([slice_variance_swap(np.full(_NPSI, si * si), g) / (si * si) for si in s], axis=-1)
-            r = self._rows[i] = np.log(c).ravel().tolist()
-        return r
+    def col(self, i: int, j: int) -> list[float]:
+        key = i * _NPSI + j
+        c = self._cols.get(key)
+        if c is None:
+            g = shape_f(X_NODES, float(_RHO_NODES[i]), float(_PSI_NODES[j])) * self._m
+            c = self._cols[key] = np.log(slice_variance_swap(_S2_NODES, g) / _S2_NODES).tolist()
+        return c
 
 
 _TABLES: dict[tuple[float, float, float, float], _LogCTable] = {}
@@ -273,42 +275,77 @@ def _log_c_table(p: RegimeParams) -> _LogCTable:
     return tab
 
 
-def _theta_from_table(tab: _LogCTable, target: float, rho: float, psi: float, s_guess: float) -> float | None:
-    """theta with theta * c(sqrt(theta)) = target, c = VS/theta from the table, or None outside it. Newton in
-    ln theta on the table's interpolant (piecewise linear in s, so a few steps converge to rounding)."""
+def _node_theta(tab: _LogCTable, target: float, rho: float, log_psi: float, psi_theta: float, x30: float | None,
+                cap: float, x: float) -> float | None:
+    """theta of a tenor node in one Newton iteration on x = ln theta, psi moving with theta (psi_at): F(x) = x +
+    L(psi(x), e^{x/2}) - ln target = 0, L = log(VS/theta) interpolated in the table, dF/dx from the table cell's
+    slopes in psi and s. x30 None: the 30-day node itself (psi = psi_30; only the clamps depend on theta). None when
+    the path leaves the table (the caller solves exactly)."""
+    a_rho = 1.0 + abs(rho)
+    c1, c2 = 0.995 * 2.0 / math.sqrt(a_rho), 3.8 / (a_rho * cap)
     fr = (rho - _R0) / _DR
-    fp = psi / _DP
-    if not (0.0 <= fr <= _NR - 1 and 0.0 <= fp <= _NPSI - 1):
+    if not 0.0 <= fr <= _NR - 1:
         return None
     i = min(int(fr), _NR - 2)
-    j = min(int(fp), _NPSI - 2)
-    r0, r1 = tab.row(i), tab.row(i + 1)
-    a, b = fr - i, fp - j
-    w00, w01, w10, w11 = (1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b
-    base0 = j * _NS
+    a = fr - i
     ln_target = math.log(target)
-    x = 2.0 * math.log(s_guess)
-    for _ in range(8):
+    jj = -1
+    for _ in range(12):
         s = math.exp(0.5 * x)
-        fs = s / _DS
-        if fs > _NS - 1:
+        p0 = math.exp(log_psi + (0.0 if x30 is None else psi_theta * (x - x30)))
+        p2 = c2 / s
+        if p0 <= c1 and p0 <= p2:
+            psi, dpsi = p0, (0.0 if x30 is None else psi_theta * p0)
+        elif c1 <= p2:
+            psi, dpsi = c1, 0.0
+        else:
+            psi, dpsi = p2, -0.5 * p2
+        fp, fs = psi / _DP, s / _DS
+        if not (0.0 <= fp <= _NPSI - 1 and fs <= _NS - 1):
             return None
-        k = min(int(fs), _NS - 2)
-        q = base0 + k
-        lo = w00 * r0[q] + w01 * r0[q + _NS] + w10 * r1[q] + w11 * r1[q + _NS]
-        hi = w00 * r0[q + 1] + w01 * r0[q + _NS + 1] + w10 * r1[q + 1] + w11 * r1[q + _NS + 1]
-        c = fs - k
+        j, k = min(int(fp), _NPSI - 2), min(int(fs), _NS - 2)
+        b, c = fp - j, fs - k
+        if j != jj:   # psi rarely leaves its cell after the first step
+            c00, c01, c10, c11 = tab.col(i, j), tab.col(i, j + 1), tab.col(i + 1, j), tab.col(i + 1, j + 1)
+            jj = j
+        # the cell's corners: [psi j or j+1][s k or k+1], rho-interpolated
+        v00 = (1 - a) * c00[k] + a * c10[k]
+        v01 = (1 - a) * c00[k + 1] + a * c10[k + 1]
+        v10 = (1 - a) * c01[k] + a * c11[k]
+        v11 = (1 - a) * c01[k + 1] + a * c11[k + 1]
+        lo, hi = v00 + (v10 - v00) * b, v01 + (v11 - v01) * b          # at s nodes k, k+1
         f = x + lo + (hi - lo) * c - ln_target
-        if abs(f) < 1e-12:
+        if -1e-6 < f < 1e-6:   # ln theta to 1e-6 (the table itself is good to 1e-3)
             break
-        x -= f / (1.0 + 0.5 * (hi - lo) * fs)   # d/dx of (hi - lo) * fs with fs = e^{x/2} / ds
+        dl_ds = (hi - lo) / _DS
+        dl_dpsi = ((v10 - v00) + ((v11 - v01) - (v10 - v00)) * c) / _DP
+        x -= f / (1.0 + dl_ds * 0.5 * s + dl_dpsi * dpsi)
     return math.exp(x)
+
+
+_PER_PARAMS: dict[int, tuple] = {}
+
+
+def _per_params(p: RegimeParams) -> tuple:
+    """What every surface of one RegimeParams shares: coefficients, wing on the nodes, wing constants, the VS/theta
+    table. Keyed by identity (replay passes one instance to ~10,000 surfaces; hashing the dataclass costs more than
+    a surface), with the instance kept in the entry so that a reused id cannot alias another instance."""
+    hit = _PER_PARAMS.get(id(p))
+    if hit is None or hit[0] is not p:
+        rc, pc = _coefficients(p)
+        hit = _PER_PARAMS[id(p)] = (p, rc, pc, _wing_on_nodes(p), (p.wing_x, p.wing_s, p.wing_beta, p.wing_cap - 1.0,
+                                                                 p.min_vol, p.max_vol), _log_c_table(p))
+        if len(_PER_PARAMS) > 256:   # fitters and tests make many instances: keep the cache bounded
+            _PER_PARAMS.clear()
+            _PER_PARAMS[id(p)] = hit
+    return hit[1:]
 
 
 class RegimeSurface:
     """SPX implied-vol surface for one snapshot (the interface of engine.volsurface.SpxSurface)."""
 
-    __slots__ = ("_carry", "_feat", "_lpsi", "_nodes", "_pts", "_rho", "_slices", "_table", "_wing", "div_yield", "params", "rate", "spot",
+    __slots__ = ("_carry", "_feat", "_lpsi", "_next", "_node_T", "_node_th", "_pts", "_short", "_th30", "_rho", "_slices", "_table", "_wing",
+                 "_wingc", "div_yield", "params", "rate", "spot",
                  "state")
 
     def __init__(self, spot: float, rate: float, div_yield: float, state: SurfaceState,
@@ -320,12 +357,15 @@ class RegimeSurface:
         self.params = params
         self._pts = index_term_points(state)
         self._carry = self.rate - self.div_yield
-        self._feat = state.features()
-        self._rho = params.rho_of(self._feat)
-        self._lpsi = params.psi_base(self._feat)
-        self._wing = _wing_on_nodes(params)
-        self._table = _log_c_table(params)
-        self._nodes: tuple[list[float], list[float], float] | None = None
+        self._feat = feats = state.features()
+        rc, pc, self._wing, self._wingc, self._table = _per_params(params)
+        self._rho = math.tanh(params.rho0 + sum(c * f for c, f in zip(rc, feats)))
+        self._lpsi = params.psi0 + sum(c * f for c, f in zip(pc, feats))
+        self._th30: float | None = None
+        self._short: tuple[float, float] | None = None
+        self._node_T: list[float] = []
+        self._node_th: list[float] = []
+        self._next = 0
         self._slices: dict[float, tuple[float, float, float, float]] = {}
 
     # ---- term structure ---------------------------------------------------------------------------------------
@@ -347,38 +387,54 @@ class RegimeSurface:
         return self._slice(float(T))[1]
 
     def _solve(self, target: float, theta30: float | None, guess: float) -> float:
-        """theta whose slice (psi depends on theta) has variance swap `target`: the table solve at fixed psi,
-        iterated on psi (d ln theta / d ln psi ~ -0.5, d ln psi / d ln theta = psi_theta: ~15x a step).
-        theta30 None: the 30-day slice itself (psi = psi_30, only the clamps depend on theta)."""
+        """theta whose slice (psi depends on theta) has variance swap `target`: Newton on the table (_node_theta),
+        or outside it the exact solve iterated on psi (d ln theta / d ln psi ~ -0.5, d ln psi / d ln theta =
+        psi_theta: ~15x a step). theta30 None: the 30-day slice itself."""
+        p = self.params
+        th = _node_theta(self._table, target, self._rho, self._lpsi, p.psi_theta,
+                         None if theta30 is None else math.log(theta30), p.wing_cap, math.log(guess))
+        if th is not None:
+            return th
         th = guess
-        for _ in range(4):
-            psi = self.params.psi_at(self._lpsi, th, th if theta30 is None else theta30, self._rho)
-            new = _theta_from_table(self._table, target, self._rho, psi, math.sqrt(th))
-            th = new if new is not None else float(solve_theta(target, _g_on_nodes(self._wing, self._rho, psi)))
+        for _ in range(6):
+            psi = p.psi_at(self._lpsi, th, th if theta30 is None else theta30, self._rho)
+            th = float(solve_theta(target, _g_on_nodes(self._wing, self._rho, psi)))
         return th
 
-    def _theta_nodes(self) -> tuple[list[float], list[float], float]:
-        """ATM total variance at the index tenors that exist (9, 30, 91, 182 d), each solved so that the slice's
-        variance swap equals the index there, then made non-decreasing in T; and theta_30."""
-        nodes = self._nodes
-        if nodes is None:
-            targets = [(t, self.target_variance(t)) for t, _ in self._pts]
+    def _theta30(self) -> float:
+        th = self._th30
+        if th is None:
             w30 = self.target_variance(_T30)
-            th30 = self._solve(w30, None, w30 / 1.5)
-            Ts, ths, run = [], [], 0.0
-            for t, w in targets:
-                th = th30 if t == _T30 else self._solve(w, th30, th30 * t / _T30)
-                run = max(run, th)
-                Ts.append(t)
-                ths.append(run)
-            self._nodes = nodes = (Ts, ths, th30)
-        return nodes
+            th = self._th30 = self._solve(w30, None, w30 / 1.5)
+        return th
 
     def theta(self, T: float) -> float:
-        """ATM total variance at T: linear in T between the index tenors, flat ATM vol outside them."""
-        Ts, ths, _ = self._theta_nodes()
-        if T <= Ts[0]:
-            return ths[0] * T / Ts[0]
+        """ATM total variance at T. At each index tenor that exists (9, 30, 91, 182 d) theta is solved so that the
+        slice's variance swap equals the index there: 30 days first (the VIX, always exact), longer tenors floored
+        at the tenor before them and the 9-day capped at the 30-day, so theta never falls with T; linear in T
+        between tenors, flat ATM vol outside them. Tenors are solved only as needed (a 40-day slice needs 30 and
+        91 days)."""
+        th30 = self._theta30()
+        if T <= _T30:
+            short = self._short
+            if short is None:
+                t9 = self._pts[0][0]
+                short = self._short = ((t9, min(th30, self._solve(self.target_variance(t9), th30, th30 * t9 / _T30)))
+                                       if t9 < _T30 else (_T30, th30))
+            t9, e9 = short
+            if T <= t9:
+                return e9 * T / t9
+            return e9 + (th30 - e9) * (T - t9) / (_T30 - t9)
+        Ts, ths, pts = self._node_T, self._node_th, self._pts
+        if not Ts:
+            Ts.append(_T30)
+            ths.append(th30)
+            self._next = next((i for i, (t, _) in enumerate(pts) if t > _T30), len(pts))
+        while Ts[-1] < T and self._next < len(pts):
+            t = pts[self._next][0]
+            self._next += 1
+            Ts.append(t)
+            ths.append(max(ths[-1], self._solve(self.target_variance(t), th30, th30 * t / _T30)))
         if T >= Ts[-1]:
             return ths[-1] * T / Ts[-1]
         i = 1
@@ -392,7 +448,7 @@ class RegimeSurface:
         if hit is None:
             T1 = max(T, _T_FLOOR)
             th = self.theta(T1)
-            psi = self.params.psi_at(self._lpsi, th, self._nodes[2], self._rho)
+            psi = self.params.psi_at(self._lpsi, th, self._th30, self._rho)
             hit = (th, psi, self.spot * math.exp(self._carry * T1), math.sqrt(th))
             self._slices[T] = hit
         return hit
@@ -412,19 +468,21 @@ class RegimeSurface:
 
     # ---- smile ------------------------------------------------------------------------------------------------
     def _vol_scalar(self, K: float, T: float) -> float:
-        T = max(T, _T_FLOOR)
-        th, psi, F, sth = self._slice(T)
+        if T < _T_FLOOR:
+            T = _T_FLOOR
+        hit = self._slices.get(T)
+        th, psi, F, sth = hit if hit is not None else self._slice(T)
         x = math.log(K / F) / sth
         rho = self._rho
         px = psi * x
         f = 0.5 * (1.0 + rho * px + math.sqrt((px + rho) ** 2 + 1.0 - rho * rho))
-        p = self.params
-        u = (-x - p.wing_x) / p.wing_s
-        if u > -30.0:
-            sp = p.wing_s * (u + math.log1p(math.exp(-u)) if u > 0 else math.log1p(math.exp(u)))
-            c = p.wing_cap - 1.0
-            f *= 1.0 + c * math.tanh(p.wing_beta * sp / c)
-        return min(max(math.sqrt(th * f / T), p.min_vol), p.max_vol)
+        wx, ws, wb, wc, lo, hi = self._wingc
+        u = (-x - wx) / ws
+        if u > -25.0:   # below, the wing adds < 1e-12 of variance
+            sp = ws * (u + math.log1p(math.exp(-u)) if u > 0.0 else math.log1p(math.exp(u)))
+            f *= 1.0 + wc * math.tanh(wb * sp / wc)
+        v = math.sqrt(th * f / T)
+        return lo if v < lo else (hi if v > hi else v)
 
     def vol(self, K, T):
         """Implied vol at strike K, expiry T (years); broadcasts over K and T."""

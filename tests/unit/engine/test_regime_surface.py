@@ -19,7 +19,7 @@ from engine.regime_surface import (
     SurfaceState,
     _g_on_nodes,
     _log_c_table,
-    _theta_from_table,
+    _node_theta,
     _wing_on_nodes,
     shape_f,
     slice_variance_swap,
@@ -65,16 +65,19 @@ def test_vix_by_construction_any_state(state):
 
 
 def test_theta_table_agrees_with_the_exact_solve():
+    """The table Newton (fixed psi: the 30-day node's case) against the exact fixed point, over the table."""
     tab = _log_c_table(P)
     wing = _wing_on_nodes(P)
     rng = np.random.default_rng(20)
-    worst = 0.0
-    for _ in range(400):
+    worst, n = 0.0, 0
+    while n < 400:
         rho, psi, target = rng.uniform(-0.98, 0.3), rng.uniform(0.05, 1.9), rng.uniform(1e-5, 0.3)
-        if psi * psi * (1 + abs(rho)) >= 4:
-            continue
+        a = 1 + abs(rho)
+        if psi >= 0.99 * 0.995 * 2 / math.sqrt(a) or psi * math.sqrt(target) * a * P.wing_cap >= 3.7:
+            continue   # outside the clamps psi would move with theta
+        n += 1
         exact = float(solve_theta(target, _g_on_nodes(wing, rho, psi), iters=30))
-        th = _theta_from_table(tab, target, rho, psi, math.sqrt(target / 1.5))
+        th = _node_theta(tab, target, rho, math.log(psi), P.psi_theta, None, P.wing_cap, math.log(target / 1.5))
         worst = max(worst, abs(th / exact - 1.0))
     assert worst < 1.5e-3, worst
 
