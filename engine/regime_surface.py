@@ -315,11 +315,11 @@ def _node_theta(tab: _LogCTable, target: float, rho: float, log_psi: float, psi_
         v11 = (1 - a) * c01[k + 1] + a * c11[k + 1]
         lo, hi = v00 + (v10 - v00) * b, v01 + (v11 - v01) * b          # at s nodes k, k+1
         f = x + lo + (hi - lo) * c - ln_target
-        if -1e-6 < f < 1e-6:   # ln theta to 1e-6 (the table itself is good to 1e-3)
-            break
         dl_ds = (hi - lo) / _DS
         dl_dpsi = ((v10 - v00) + ((v11 - v01) - (v10 - v00)) * c) / _DP
         x -= f / (1.0 + dl_ds * 0.5 * s + dl_dpsi * dpsi)
+        if -3e-3 < f < 3e-3:   # the step just taken leaves ~f^2 < 1e-5 in ln theta (the table is good to 1e-3)
+            break
     return math.exp(x)
 
 
@@ -344,7 +344,7 @@ def _per_params(p: RegimeParams) -> tuple:
 class RegimeSurface:
     """SPX implied-vol surface for one snapshot (the interface of engine.volsurface.SpxSurface)."""
 
-    __slots__ = ("_carry", "_feat", "_lpsi", "_next", "_node_T", "_node_th", "_pts", "_short", "_th30", "_rho", "_slices", "_table", "_wing",
+    __slots__ = ("_carry", "_feat", "_lpsi", "_next", "_node_T", "_node_th", "_pts", "_short", "_th30", "_w30", "_rho", "_slices", "_table", "_wing",
                  "_wingc", "div_yield", "params", "rate", "spot",
                  "state")
 
@@ -362,6 +362,7 @@ class RegimeSurface:
         self._rho = math.tanh(params.rho0 + sum(c * f for c, f in zip(rc, feats)))
         self._lpsi = params.psi0 + sum(c * f for c, f in zip(pc, feats))
         self._th30: float | None = None
+        self._w30 = math.nan
         self._short: tuple[float, float] | None = None
         self._node_T: list[float] = []
         self._node_th: list[float] = []
@@ -404,7 +405,7 @@ class RegimeSurface:
     def _theta30(self) -> float:
         th = self._th30
         if th is None:
-            w30 = self.target_variance(_T30)
+            w30 = self._w30 = self.target_variance(_T30)
             th = self._th30 = self._solve(w30, None, w30 / 1.5)
         return th
 
@@ -419,7 +420,8 @@ class RegimeSurface:
             short = self._short
             if short is None:
                 t9 = self._pts[0][0]
-                short = self._short = ((t9, min(th30, self._solve(self.target_variance(t9), th30, th30 * t9 / _T30)))
+                w9 = self.target_variance(t9)
+                short = self._short = ((t9, min(th30, self._solve(w9, th30, w9 * th30 / self._w30)))
                                        if t9 < _T30 else (_T30, th30))
             t9, e9 = short
             if T <= t9:
@@ -434,7 +436,8 @@ class RegimeSurface:
             t = pts[self._next][0]
             self._next += 1
             Ts.append(t)
-            ths.append(max(ths[-1], self._solve(self.target_variance(t), th30, th30 * t / _T30)))
+            w = self.target_variance(t)
+            ths.append(max(ths[-1], self._solve(w, th30, w * th30 / self._w30)))
         if T >= Ts[-1]:
             return ths[-1] * T / Ts[-1]
         i = 1
