@@ -66,7 +66,7 @@ class FitData:
     slices: pd.DataFrame         # slice -> date, expiry, root, T
     states: dict[pd.Timestamp, SurfaceState]
 
-    def subset(self, mask) -> "FitData":
+    def subset(self, mask) -> FitData:
         """The options under `mask`, with slices renumbered to the ones they use."""
         opt = self.options[mask]
         used = np.unique(opt["slice"].to_numpy())

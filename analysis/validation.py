@@ -71,7 +71,7 @@ def variance_swap_gaps(panel, pricing: PricingParams, start: str, end: str) -> p
     replay = HistoricalReplay(panel, start, end)
     out = {}
     for i in range(replay._first, replay._last):
-        close = [x for x in replay.snapshots_for(i) if x.phase is Phase.CLOSE][0]
+        close = next(x for x in replay.snapshots_for(i) if x.phase is Phase.CLOSE)
         if math.isfinite(close.quotes.vix):
             surf = MarketModel(close, pricing).surface
             vs = getattr(surf, "variance_swap_vol", None)

@@ -41,11 +41,21 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr
 
-from engine.pricing import Greeks, _all_scalar, _black_undisc_scalar, _ncdf, bsm_greeks, bsm_price
-from engine.volsurface import vvix_fallback
+from engine.pricing import _all_scalar
+from engine.volsurface import BsmSmile, vvix_fallback
 
-__all__ = ["RegimeParams", "RegimeSurface", "SurfaceState", "index_term_points", "index_variance",
-           "shape_f", "slice_variance_swap", "solve_theta", "wing_m", "X_NODES"]
+__all__ = [
+    "X_NODES",
+    "RegimeParams",
+    "RegimeSurface",
+    "SurfaceState",
+    "index_term_points",
+    "index_variance",
+    "shape_f",
+    "slice_variance_swap",
+    "solve_theta",
+    "wing_m",
+]
 
 _T30 = 30.0 / 365.0
 _T_FLOOR = 1e-6
@@ -341,12 +351,32 @@ def _per_params(p: RegimeParams) -> tuple:
     return hit[1:]
 
 
-class RegimeSurface:
-    """SPX implied-vol surface for one snapshot (the interface of engine.volsurface.SpxSurface)."""
+class RegimeSurface(BsmSmile):
+    """SPX implied-vol surface for one snapshot (the interface of engine.volsurface.SpxSurface; prices and greeks
+    from engine.volsurface.BsmSmile)."""
 
-    __slots__ = ("_carry", "_feat", "_lpsi", "_next", "_node_T", "_node_th", "_pts", "_short", "_th30", "_w30", "_rho", "_slices", "_table", "_wing",
-                 "_wingc", "div_yield", "params", "rate", "spot",
-                 "state")
+    __slots__ = (
+        "_carry",
+        "_feat",
+        "_lpsi",
+        "_next",
+        "_node_T",
+        "_node_th",
+        "_pts",
+        "_rho",
+        "_short",
+        "_slices",
+        "_table",
+        "_th30",
+        "_w30",
+        "_wing",
+        "_wingc",
+        "div_yield",
+        "params",
+        "rate",
+        "spot",
+        "state",
+    )
 
     def __init__(self, spot: float, rate: float, div_yield: float, state: SurfaceState,
                  params: RegimeParams = RegimeParams()) -> None:
@@ -471,8 +501,7 @@ class RegimeSurface:
 
     # ---- smile ------------------------------------------------------------------------------------------------
     def _vol_scalar(self, K: float, T: float) -> float:
-        if T < _T_FLOOR:
-            T = _T_FLOOR
+        T = max(T, _T_FLOOR)
         hit = self._slices.get(T)
         th, psi, F, sth = hit if hit is not None else self._slice(T)
         x = math.log(K / F) / sth
@@ -485,7 +514,7 @@ class RegimeSurface:
             sp = ws * (u + math.log1p(math.exp(-u)) if u > 0.0 else math.log1p(math.exp(u)))
             f *= 1.0 + wc * math.tanh(wb * sp / wc)
         v = math.sqrt(th * f / T)
-        return lo if v < lo else (hi if v > hi else v)
+        return lo if v < lo else (min(v, hi))
 
     def vol(self, K, T):
         """Implied vol at strike K, expiry T (years); broadcasts over K and T."""
@@ -502,33 +531,6 @@ class RegimeSurface:
             flat[sel] = np.sqrt(w / t)
         p = self.params
         return np.clip(out, p.min_vol, p.max_vol)
-
-    # ---- prices and greeks ------------------------------------------------------------------------------------
-    def price1(self, K: float, T: float, call: bool) -> float:
-        """Scalar fast path of price(): the replay marks a handful of legs per snapshot."""
-        T = max(T, 0.0)
-        sig = self._vol_scalar(K, T)
-        F = self.spot * math.exp(self._carry * T)
-        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
-
-    def price(self, K, T, is_call):
-        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
-
-    def delta1(self, K: float, T: float, call: bool) -> float:
-        T = max(T, 1e-10)
-        v = self._vol_scalar(K, T) * math.sqrt(T)
-        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
-        dq = math.exp(-self.div_yield * T)
-        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
-
-    def delta(self, K, T, is_call):
-        """Sticky-strike BSM delta at the surface vol."""
-        if _all_scalar(K, T, is_call):
-            return self.delta1(float(K), float(T), bool(is_call))
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
-
-    def greeks(self, K, T, is_call) -> Greeks:
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
 
     def variance_swap_vol(self, T: float) -> float:
         """The model's own variance-swap vol at T, integrated from its smile over the index's strike range (the

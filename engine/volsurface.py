@@ -31,6 +31,7 @@ from engine.pricing import (
 
 __all__ = [
     "DEFAULT_DIV_YIELD",
+    "BsmSmile",
     "SkewParams",
     "SpxSurface",
     "VixOptionParams",
@@ -62,7 +63,42 @@ class SkewParams:
     term_max_days: float = 730.0
 
 
-class SpxSurface:
+class BsmSmile:
+    """Prices and greeks of an SPX smile on Black-Scholes-Merton: everything but the vol itself. A surface provides
+    spot, rate, div_yield, _carry (= rate - div_yield), vol(K, T) and the scalar _vol_scalar(K, T)."""
+
+    __slots__ = ()
+
+    def price1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of price(): the replay marks a handful of legs per snapshot, where numpy's per-call
+        overhead would dominate."""
+        T = max(T, 0.0)
+        sig = self._vol_scalar(K, T)
+        F = self.spot * math.exp(self._carry * T)
+        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
+
+    def price(self, K, T, is_call):
+        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+    def delta1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of delta() (strike searches evaluate it a few times per entry)."""
+        T = max(T, 1e-10)
+        v = self._vol_scalar(K, T) * math.sqrt(T)
+        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
+        dq = math.exp(-self.div_yield * T)
+        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
+
+    def delta(self, K, T, is_call):
+        """Sticky-strike BSM delta at the surface vol (no skew adjustment)."""
+        if _all_scalar(K, T, is_call):
+            return self.delta1(float(K), float(T), bool(is_call))
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
+
+    def greeks(self, K, T, is_call) -> Greeks:
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+
+class SpxSurface(BsmSmile):
     """SPX implied-vol surface for one day.
 
     term_points: (T_years, index_level / 100) pairs, e.g. [(9/365, VIX9D/100), (30/365, VIX/100),
@@ -216,36 +252,6 @@ class SpxSurface:
         lin = 1.0 + s * zl + c * zl * zl + (s + 2.0 * c * zl) * (z - zl)
         m = np.where(z < zl, lin, quad)
         return np.asarray(np.clip(atm * m, p.min_vol, p.max_vol))
-
-    # -- prices and greeks ----------------------------------------------------------------------
-    def price1(self, K: float, T: float, call: bool) -> float:
-        """Scalar fast path of price(): the replay marks a handful of legs per snapshot, where numpy's
-        per-call overhead would dominate."""
-        T = max(T, 0.0)
-        sig = self._vol_scalar(K, T)
-        F = self.spot * math.exp(self._carry * T)
-        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
-
-    def price(self, K, T, is_call):
-        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
-
-    def delta1(self, K: float, T: float, call: bool) -> float:
-        """Scalar fast path of delta() (strike searches evaluate it a few times per entry)."""
-        T = max(T, 1e-10)
-        v = self._vol_scalar(K, T) * math.sqrt(T)
-        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
-        dq = math.exp(-self.div_yield * T)
-        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
-
-    def delta(self, K, T, is_call):
-        """Sticky-strike BSM delta at the surface vol (no skew adjustment)."""
-        if _all_scalar(K, T, is_call):
-            return bsm_greeks(self.spot, float(K), float(T), self.rate, self.div_yield,
-                              self.vol(K, T), bool(is_call)).delta
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
-
-    def greeks(self, K, T, is_call) -> Greeks:
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
 
     def __repr__(self) -> str:
         pts = ", ".join(f"({t * 365:.0f}d, {math.sqrt(w / t):.4f})" for t, w in zip(self._Ts, self._ws))

@@ -81,6 +81,21 @@ def _head_last(name: str, line: str) -> tuple[str, float]:
         raise DataError(name, 1, f"line 1 should be '<underlying name>,<last>,<change>', got {line[:60]!r}") from None
 
 
+def _quote_table_head(name: str, lines: list[str], header: list[str], what: str) -> tuple[str, float, pd.Timestamp, pd.Timestamp]:
+    """Layouts A and C: line 1 '<underlying name>,<last>,...', line 2 the download time, line 3 the column header.
+    Returns (underlying, last, download time, trade date) after checking each and the file name's date."""
+    if len(lines) < 4:
+        raise DataError(name, None, f"fewer than 4 lines; not a {what}")
+    underlying, last = _head_last(name, lines[0])
+    stamp = _stamp(name, lines[1], 2)
+    hdr = [h.strip() for h in lines[2].split(",")]
+    if hdr != header:
+        raise DataError(name, 3, f"unexpected column layout {hdr}")
+    trade_date = last_session_on_or_before(stamp.normalize())
+    check_name_date(name, 2, trade_date, f"download time {stamp:%Y-%m-%d %H:%M}")
+    return underlying, last, stamp, trade_date
+
+
 def _session_notes(name: str, stamp: pd.Timestamp, trade_date: pd.Timestamp) -> list[str]:
     if stamp.normalize() != trade_date or stamp.hour < 16:
         return [f"{name}: downloaded {stamp:%a %Y-%m-%d %H:%M} ET, read as the quotes of {trade_date.date()}"
@@ -92,15 +107,7 @@ def _session_notes(name: str, stamp: pd.Timestamp, trade_date: pd.Timestamp) -> 
 def load_layout_a(path: Path) -> ChainSnapshot:
     name = path.name
     lines = _text(path)
-    if len(lines) < 4:
-        raise DataError(name, None, "fewer than 4 lines; not a Cboe quotedata file")
-    underlying, last = _head_last(name, lines[0])
-    stamp = _stamp(name, lines[1], 2)
-    hdr = [h.strip() for h in lines[2].split(",")]
-    if hdr != _A_HEADER:
-        raise DataError(name, 3, f"unexpected column layout {hdr}")
-    trade_date = last_session_on_or_before(stamp.normalize())
-    check_name_date(name, 2, trade_date, f"download time {stamp:%Y-%m-%d %H:%M}")
+    underlying, last, stamp, trade_date = _quote_table_head(name, lines, _A_HEADER, "Cboe quotedata file")
     raw, file_line = read_side_by_side(name, lines, 2)
     exp_txt = raw["expiry"].str.strip()
     expiry = pd.to_datetime(exp_txt, format="%m/%d/%Y", errors="coerce")
@@ -164,15 +171,7 @@ def _c_side(name: str, raw: pd.DataFrame, lines: np.ndarray, cols: list[str], ri
 def load_layout_c(path: Path) -> ChainSnapshot:
     name = path.name
     lines = _text(path)
-    if len(lines) < 4:
-        raise DataError(name, None, "fewer than 4 lines; not a Cboe 2018 quote table")
-    underlying, last = _head_last(name, lines[0])
-    stamp = _stamp(name, lines[1], 2)
-    hdr = [h.strip() for h in lines[2].split(",")]
-    if hdr != _C_HEADER:
-        raise DataError(name, 3, f"unexpected column layout {hdr}")
-    trade_date = last_session_on_or_before(stamp.normalize())
-    check_name_date(name, 2, trade_date, f"download time {stamp:%Y-%m-%d %H:%M}")
+    underlying, last, stamp, trade_date = _quote_table_head(name, lines, _C_HEADER, "Cboe 2018 quote table")
     cols = [f"c{i}" for i in range(14)]
     raw = pd.read_csv(io.StringIO("\n".join(lines[3:])), header=None, names=cols, dtype=str, keep_default_na=False,
                       skip_blank_lines=False)
@@ -195,12 +194,8 @@ def load_layout_c(path: Path) -> ChainSnapshot:
 
 
 # ---- D / E: Cboe DataShop ----------------------------------------------------------------------------------------
-_D_COLS = ("underlying_symbol,quote_date,root,expiration,strike,option_type,open,high,low,close,trade_volume,"
-           "bid_size_1545,bid_1545,ask_size_1545,ask_1545,underlying_bid_1545,underlying_ask_1545,bid_size_eod,bid_eod,"
-           "ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,vwap,open_interest,delivery_code").split(",")
-_E_COLS = ("underlying_symbol,quote_datetime,root,expiration,strike,option_type,open,high,low,close,trade_volume,"
-           "bid_size,bid,ask_size,ask,underlying_bid,underlying_ask,implied_underlying_price,active_underlying_price,"
-           "implied_volatility,delta,gamma,theta,vega,rho,open_interest").split(",")
+_D_COLS = ["underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type", "open", "high", "low", "close", "trade_volume", "bid_size_1545", "bid_1545", "ask_size_1545", "ask_1545", "underlying_bid_1545", "underlying_ask_1545", "bid_size_eod", "bid_eod", "ask_size_eod", "ask_eod", "underlying_bid_eod", "underlying_ask_eod", "vwap", "open_interest", "delivery_code"]
+_E_COLS = ["underlying_symbol", "quote_datetime", "root", "expiration", "strike", "option_type", "open", "high", "low", "close", "trade_volume", "bid_size", "bid", "ask_size", "ask", "underlying_bid", "underlying_ask", "implied_underlying_price", "active_underlying_price", "implied_volatility", "delta", "gamma", "theta", "vega", "rho", "open_interest"]
 
 
 def _read_table(name: str, path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -209,6 +204,12 @@ def _read_table(name: str, path: Path, columns: list[str]) -> tuple[pd.DataFrame
     if list(raw.columns) != columns:
         raise DataError(name, 1, f"unexpected column layout {list(raw.columns)}")
     return raw, np.arange(2, 2 + len(raw))
+
+
+def _vendor_fields(raw: pd.DataFrame, sel, iv: str, delta: str, gamma: str, last: str) -> dict[str, np.ndarray]:
+    """The file's own IV, delta, gamma and last trade for the selected rows (informational: never used to price)."""
+    col = lambda c: pd.to_numeric(raw.loc[sel, c], errors="coerce").to_numpy()  # noqa: E731
+    return {"iv_vendor": col(iv), "delta_vendor": col(delta), "gamma_vendor": col(gamma), "last": col(last)}
 
 
 def _saturday_to_friday(expiry: pd.Series) -> tuple[pd.Series, int]:
@@ -284,10 +285,7 @@ def load_layout_e(path: Path) -> list[ChainSnapshot]:
             "expiry": expiry[sel].to_numpy(), "root": raw.loc[sel, "root"].to_numpy(), "strike": strike[sel],
             "right": right[sel].to_numpy(), "bid": num["bid"][sel], "ask": num["ask"][sel],
             "volume": num["trade_volume"][sel], "open_interest": num["open_interest"][sel],
-            "iv_vendor": pd.to_numeric(raw.loc[sel, "implied_volatility"], errors="coerce").to_numpy(),
-            "delta_vendor": pd.to_numeric(raw.loc[sel, "delta"], errors="coerce").to_numpy(),
-            "gamma_vendor": pd.to_numeric(raw.loc[sel, "gamma"], errors="coerce").to_numpy(),
-            "last": pd.to_numeric(raw.loc[sel, "close"], errors="coerce").to_numpy(),
+            **_vendor_fields(raw, sel, "implied_volatility", "delta", "gamma", "close"),
             "symbol": [occ_symbol(r, e, c, k) for r, e, c, k in
                        zip(raw.loc[sel, "root"], expiry[sel], right[sel], strike[sel])],
             "forward": np.where(num["implied_underlying_price"][sel] > 0, num["implied_underlying_price"][sel], np.nan),
@@ -404,10 +402,7 @@ def load_layout_v(path: Path) -> list[ChainSnapshot]:
             "expiry": expiry[sel].to_numpy(), "root": occ.loc[sel, "root"].to_numpy(), "strike": strike[sel],
             "right": right[sel].to_numpy(), "bid": num["bid"][sel], "ask": num["ask"][sel],
             "volume": num["volume"][sel], "open_interest": num["openinterest"][sel],
-            "iv_vendor": pd.to_numeric(raw.loc[sel, "impliedvol"], errors="coerce").to_numpy(),
-            "delta_vendor": pd.to_numeric(raw.loc[sel, "delta"], errors="coerce").to_numpy(),
-            "gamma_vendor": pd.to_numeric(raw.loc[sel, "gamma"], errors="coerce").to_numpy(),
-            "last": pd.to_numeric(raw.loc[sel, "last"], errors="coerce").to_numpy(),
+            **_vendor_fields(raw, sel, "impliedvol", "delta", "gamma", "last"),
             "symbol": occ.loc[sel, "symbol"].to_numpy(), "_line": lines[sel]})
         td = pd.Timestamp(day)
         out.append(build_snapshot(name, path, "SPX", "V", td, float(u[0]), rows,

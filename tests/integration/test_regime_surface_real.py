@@ -20,7 +20,7 @@ def test_variance_swap_matches_vix_every_day_2006_2025(panel):
     pricing = PricingParams()
     gaps = []
     for i in range(replay._first, replay._last):
-        close = [s for s in replay.snapshots_for(i) if s.phase is Phase.CLOSE][0]
+        close = next(s for s in replay.snapshots_for(i) if s.phase is Phase.CLOSE)
         if not math.isfinite(close.quotes.vix):
             continue
         surf = MarketModel(close, pricing).surface

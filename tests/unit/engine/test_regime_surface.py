@@ -33,11 +33,11 @@ P = RegimeParams()   # the fitted defaults
 def _state(vix, r9, r3, r6, vvix, skew) -> SurfaceState:
     """Index levels from VIX and term ratios (VIX9D/VIX, VIX3M/VIX, VIX6M/VIX3M) inside a margin around what
     2006-2025 shows: 0.66-1.59, 0.70-1.41, 0.80-1.25."""
-    v3 = vix * r3 if r3 == r3 else math.nan
-    return SurfaceState(vix, vix * r9, v3, v3 * r6 if v3 == v3 else math.nan, vvix, skew)
+    v3 = vix * r3 if not math.isnan(r3) else math.nan
+    return SurfaceState(vix, vix * r9, v3, v3 * r6 if not math.isnan(v3) else math.nan, vvix, skew)
 
 
-nan_or = lambda lo, hi: st.one_of(st.just(math.nan), st.floats(lo, hi))  # noqa: E731
+nan_or = lambda lo, hi: st.one_of(st.just(math.nan), st.floats(lo, hi))
 states = st.builds(_state, st.floats(9.0, 85.0), nan_or(0.6, 1.7), nan_or(0.65, 1.5), st.floats(0.75, 1.3),
                    nan_or(55.0, 215.0), nan_or(100.0, 190.0))
 
