@@ -113,7 +113,7 @@ def _theta_nodes(params: RegimeParams, rho, lpsi, target, is30, owner, iters: in
 
 
 def model_iv(params: RegimeParams, data: FitData) -> np.ndarray:
-    """Model IV of every option in data.options: RegimeSurface's formulas (rho_of, psi_base, psi_at, the tenor
+    """Model IV of every option in data.options: RegimeSurface's formulas (rho, psi with psi_at's clamps, the tenor
     solve, theta's interpolation) vectorised over dates and slices."""
     dates = list(data.states)
     di = {d: i for i, d in enumerate(dates)}

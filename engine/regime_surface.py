@@ -1,5 +1,6 @@
 """Regime-aware SPX implied-vol surface: SSVI slices whose shape moves with the day's market state and whose level
-reproduces the Cboe volatility indices by construction.
+reproduces the Cboe volatility indices by construction. (Over 500 lines because the state map, the variance-swap
+integral, the tenor solve with its table and the smile are one model: the fitter mirrors each of them.)
 
 Each expiry T is one slice in total implied variance w(k) = sigma^2 T, k = ln(K/F):
 
@@ -108,7 +109,8 @@ class RegimeParams:
     """Shape coefficients. The defaults are `alvh calibrate`'s fit (analysis/surface_fit.py: the fit dates of its
     protocol, ridge 0.3); docs/pricing.md lists the values and the evidence, docs/fidelity.md the errors.
     rho = tanh(rho0 + sum_f rho_f * feature_f)
-    psi = exp(psi0 + sum_f psi_f * feature_f) * (theta / theta_30) ** psi_theta, features in SurfaceState order."""
+    psi = exp(psi0 + sum_f psi_f * feature_f) * (theta / theta_30) ** psi_theta, features in SurfaceState order
+    (RegimeSurface computes the two sums once per snapshot; psi_at applies the theta term and the clamps)."""
 
     rho0: float = -0.4977
     rho_vix: float = -0.01
@@ -133,15 +135,6 @@ class RegimeParams:
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return _coefficients(self)
-
-    def rho_of(self, feats) -> float:
-        rc, _ = _coefficients(self)
-        return math.tanh(self.rho0 + sum(c * f for c, f in zip(rc, feats)))
-
-    def psi_base(self, feats) -> float:
-        """log psi at theta_30 before the clamps: the state part of psi, shared by every slice of a snapshot."""
-        _, pc = _coefficients(self)
-        return self.psi0 + sum(c * f for c, f in zip(pc, feats))
 
     def psi_at(self, log_psi30: float, theta: float, theta30: float, rho: float) -> float:
         """psi of the slice with ATM total variance theta, clamped to the no-arbitrage conditions."""
