@@ -112,7 +112,8 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
                                                   & v.surface_errors["abs_delta"].between(*spx_surface.DELTA_RANGE)],
                                  ("side", "delta_bucket", "dte_bucket"))
     b["label"] = b["side"] + " " + b["delta_bucket"]
-    t = b.pivot(index="label", columns="dte_bucket", values="median_abs")
+    rows = [f"{side} {d}" for side in ("put", "call") for d in ("3-10d", "10-30d", "30-50d")]
+    t = b.pivot(index="label", columns="dte_bucket", values="median_abs").reindex(index=rows, columns=["7-20", "20-60", "60-90"])
     im = a2.imshow(t.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=2.0, aspect="auto")
     a2.set_xticks(range(t.shape[1]), list(t.columns))
     a2.set_yticks(range(t.shape[0]), list(t.index))
