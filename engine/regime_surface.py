@@ -355,6 +355,7 @@ class RegimeSurface(BsmSmile):
         "_next",
         "_node_T",
         "_node_th",
+        "_omr2",
         "_pts",
         "_rho",
         "_short",
@@ -382,7 +383,8 @@ class RegimeSurface(BsmSmile):
         self._carry = self.rate - self.div_yield
         self._feat = feats = state.features()
         rc, pc, self._wing, self._wingc, self._table = _per_params(params)
-        self._rho = math.tanh(params.rho0 + sum(c * f for c, f in zip(rc, feats)))
+        self._rho = rho = math.tanh(params.rho0 + sum(c * f for c, f in zip(rc, feats)))
+        self._omr2 = 1.0 - rho * rho
         self._lpsi = params.psi0 + sum(c * f for c, f in zip(pc, feats))
         self._th30: float | None = None
         self._w30 = math.nan
@@ -468,14 +470,16 @@ class RegimeSurface(BsmSmile):
             i += 1
         return ths[i - 1] + (ths[i] - ths[i - 1]) * (T - Ts[i - 1]) / (Ts[i] - Ts[i - 1])
 
-    def _slice(self, T: float) -> tuple[float, float, float, float]:
-        """(theta, psi, forward, sqrt(theta)) at T, memoised: a snapshot's legs share a few expiries."""
+    def _slice(self, T: float) -> tuple[float, float, float, float, float, float]:
+        """(theta, psi, forward, sqrt(theta), 1/sqrt(theta), theta/T) at T, memoised: a snapshot's legs share a few
+        expiries, and the scalar smile reads the last three."""
         hit = self._slices.get(T)
         if hit is None:
             T1 = max(T, _T_FLOOR)
             th = self.theta(T1)
             psi = self.params.psi_at(self._lpsi, th, self._th30, self._rho)
-            hit = (th, psi, self.spot * math.exp(self._carry * T1), math.sqrt(th))
+            sth = math.sqrt(th)
+            hit = (th, psi, self.spot * math.exp(self._carry * T1), sth, 1.0 / sth, th / T1)
             self._slices[T] = hit
         return hit
 
@@ -494,19 +498,20 @@ class RegimeSurface(BsmSmile):
 
     # ---- smile ------------------------------------------------------------------------------------------------
     def _vol_scalar(self, K: float, T: float) -> float:
-        T = max(T, _T_FLOOR)
+        if T < _T_FLOOR:
+            T = _T_FLOOR
         hit = self._slices.get(T)
-        th, psi, F, sth = hit if hit is not None else self._slice(T)
-        x = math.log(K / F) / sth
+        _, psi, F, _, inv_sth, th_T = hit if hit is not None else self._slice(T)
+        x = math.log(K / F) * inv_sth
         rho = self._rho
         px = psi * x
-        f = 0.5 * (1.0 + rho * px + math.sqrt((px + rho) ** 2 + 1.0 - rho * rho))
+        f = 0.5 * (1.0 + rho * px + math.sqrt((px + rho) ** 2 + self._omr2))
         wx, ws, wb, wc, lo, hi = self._wingc
         u = (-x - wx) / ws
         if u > -25.0:   # below, the wing adds < 1e-12 of variance
             sp = ws * (u + math.log1p(math.exp(-u)) if u > 0.0 else math.log1p(math.exp(u)))
             f *= 1.0 + wc * math.tanh(wb * sp / wc)
-        v = math.sqrt(th * f / T)
+        v = math.sqrt(th_T * f)
         return lo if v < lo else (min(v, hi))
 
     def vol(self, K, T):
@@ -518,7 +523,7 @@ class RegimeSurface(BsmSmile):
         flatK, flatT, flat = K.ravel(), T.ravel(), out.reshape(-1)
         for t in np.unique(flatT):
             sel = flatT == t
-            th, psi, F, sth = self._slice(float(t))
+            th, psi, F, sth, _, _ = self._slice(float(t))
             x = np.log(flatK[sel] / F) / sth
             w = th * shape_f(x, self._rho, psi) * wing_m(x, self.params)
             flat[sel] = np.sqrt(w / t)
@@ -529,7 +534,7 @@ class RegimeSurface(BsmSmile):
         """The model's own variance-swap vol at T, integrated from its smile over the index's strike range (the
         index vol at the index tenors by construction)."""
         T = max(float(T), _T_FLOOR)
-        th, psi, _, _ = self._slice(T)
+        th, psi = self._slice(T)[:2]
         g = _g_on_nodes(self._wing, self._rho, psi)
         return math.sqrt(float(slice_variance_swap(th, g)) / T)
 
