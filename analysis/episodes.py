@@ -182,6 +182,28 @@ def reduction_pct(dd_unhedged: float, dd_hedged: float) -> float:
     return 100.0 * (dd_unhedged - dd_hedged) / dd_unhedged
 
 
+# Verdict classes over the condor-ladder phases of one episode (docs/alvh.md section 4)
+HELD_EVERY, HELD_SOME, HELD_NONE, WORSE_EVERY = ("held on every phase", "held on some phases", "held on no phase",
+                                                 "worse on every phase")
+NOT_SCORED = "not scored"
+PHASE_CLASSES = (HELD_EVERY, HELD_SOME, HELD_NONE, WORSE_EVERY)
+
+
+def classify_phases(reductions: list[float], bands: ClaimBands | None = None) -> str:
+    """The claim against the reduction on every condor-ladder phase: held (>= the claim's lower bound) on every
+    phase, on some, on none; `worse on every phase` when the hedged drawdown is deeper on each. NaNs (no unhedged
+    drawdown) are left out; "n/a" when nothing is left."""
+    bands = bands or ClaimBands()
+    r = [x for x in reductions if x is not None and math.isfinite(x)]
+    if not r:
+        return "n/a"
+    if min(r) >= bands.met:
+        return HELD_EVERY
+    if max(r) >= bands.met:
+        return HELD_SOME
+    return WORSE_EVERY if max(r) < 0 else HELD_NONE
+
+
 def classify(reduction: float, bands: ClaimBands | None = None) -> str:
     """Against the claimed 35-40%: >= 40 exceeded; [35, 40) met; [0, 35) fell short; < 0 made it worse."""
     bands = bands or ClaimBands()

@@ -49,8 +49,8 @@ def explain(source: str, err: ValidationError, data: Any = None, prefix: str = "
     if prefix:
         loc = prefix if loc == "<root>" else f"{prefix}{loc}" if loc.startswith("[") else f"{prefix}.{loc}"
     msg = _MESSAGES.get(first["type"], first["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
+    for noise in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(noise)
     msg = msg[:1].lower() + msg[1:]
     n = len(err.errors())
     more = f" (and {n - 1} more problem{'s' if n > 2 else ''})" if n > 1 else ""

@@ -67,7 +67,8 @@ def _find(path: str | Path, relative_to: Path | None = None) -> Path:
     for candidate in (p, (relative_to / p) if relative_to else None, CONFIG_DIR / p.name):
         if candidate is not None and candidate.exists():
             if not candidate.is_file():
-                raise ConfigError(f"{path}: not a file")
+                raise ConfigError(f"{path}: is a directory, not a TOML config file" if candidate.is_dir()
+                                  else f"{path}: not a file")
             return candidate
     raise ConfigError(f"{path}: file does not exist")
 

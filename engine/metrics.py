@@ -84,14 +84,41 @@ def worst_month(equity: pd.Series) -> float:
     return float(monthly.min()) if len(monthly) else math.nan
 
 
+@dataclass(frozen=True)
+class UnderWater:
+    """The longest stretch spent below a previous peak: `days` observations (trading days) under water, from
+    the peak's date to the first date back at it (None: not back by the end of the series)."""
+
+    days: int
+    peak: pd.Timestamp | None
+    recovery: pd.Timestamp | None
+
+
+def longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(length, first position) of the first longest run of True in `mask`; (0, -1) when there is none."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0, -1
+    run_id = np.cumsum(~mask)[mask]          # each run of True shares the count of False before it
+    _, starts, lengths = np.unique(run_id, return_index=True, return_counts=True)
+    k = int(np.argmax(lengths))
+    return int(lengths[k]), int(np.flatnonzero(mask)[starts[k]])
+
+
+def longest_under_water(equity: pd.Series) -> UnderWater:
+    v = equity.to_numpy(dtype=float)
+    n, first = longest_run(v < np.maximum.accumulate(v) if len(v) else np.zeros(0, dtype=bool))
+    if n == 0:
+        return UnderWater(0, None, None)
+    last = first + n - 1
+    idx = equity.index
+    return UnderWater(n, idx[first - 1] if first > 0 else None,
+                      idx[last + 1] if last + 1 < len(idx) else None)
+
+
 def time_under_water(equity: pd.Series) -> int:
     """Longest stretch, in trading days, spent below a previous peak."""
-    under = (equity < equity.cummax()).to_numpy()
-    longest = run = 0
-    for u in under:
-        run = run + 1 if u else 0
-        longest = max(longest, run)
-    return longest
+    return longest_under_water(equity).days
 
 
 @dataclass(frozen=True)
@@ -110,7 +137,9 @@ class Summary:
     dd_recovery: str
     calmar: float
     worst_month: float
-    days_under_water: int
+    under_water_days: int        # the longest stretch below a previous peak, in trading days ...
+    under_water_from: str        # ... from the peak's date ...
+    under_water_to: str          # ... to the first date back at it ("" = not back by the end)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +147,7 @@ class Summary:
 
 def summarize(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> Summary:
     dd = max_drawdown(equity)
+    uw = longest_under_water(equity)
     g = cagr(equity)
     fmt = lambda t: "" if t is None else pd.Timestamp(t).strftime("%Y-%m-%d")
     return Summary(
@@ -127,5 +157,6 @@ def summarize(equity: pd.Series, rf_annual: pd.Series | float = 0.0) -> Summary:
         cagr=g, volatility=volatility(equity), sharpe=sharpe(equity, rf_annual), sortino=sortino(equity, rf_annual),
         max_drawdown=dd.max_drawdown, dd_peak=fmt(dd.peak), dd_trough=fmt(dd.trough), dd_recovery=fmt(dd.recovery),
         calmar=(g / dd.max_drawdown) if dd.max_drawdown > 0 and math.isfinite(g) else math.nan,
-        worst_month=worst_month(equity), days_under_water=time_under_water(equity),
+        worst_month=worst_month(equity), under_water_days=uw.days, under_water_from=fmt(uw.peak),
+        under_water_to=fmt(uw.recovery),
     )

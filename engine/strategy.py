@@ -3,15 +3,27 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from engine.clock import Clock
 from engine.events import FillEvent, MarketSnapshot, OrderStatusEvent, SettlementEvent
-from engine.ledger import Position
+from engine.execution import ExecutionSimulator
+from engine.ledger import Ledger, Position
+from engine.marketmodel import MarketModel
 from engine.orders import OrderLeg, OrderRequest
+from engine.ports import Broker
 
-if TYPE_CHECKING:
-    from engine.kernel import Kernel
-    from engine.marketmodel import MarketModel
+
+class KernelView(Protocol):
+    """What a strategy's context reads from the kernel (engine.kernel.Kernel implements it)."""
+
+    market: MarketModel | None
+    clock: Clock
+    ledger: Ledger
+    execution: ExecutionSimulator
+    broker: Broker
+
+    def submit(self, order: OrderRequest) -> None: ...
 
 
 def add_fill(held: dict, fill: FillEvent) -> None:
@@ -51,7 +63,7 @@ class Strategy:
 class StrategyContext:
     """The order API and read-only account view handed to one strategy."""
 
-    def __init__(self, kernel: Kernel, book: str) -> None:
+    def __init__(self, kernel: KernelView, book: str) -> None:
         self._kernel = kernel
         self.book = book
         self._ids: set[str] = set()

@@ -27,20 +27,8 @@ from engine.params import Params
 from engine.strategy import Strategy, StrategyContext, add_fill
 from engine.strikes import strike_for_delta, strike_grid, vix_strike_grid
 from strategies.alvh.instruments import is_monthly_vix_expiry, live_monthly
-
-# (low, high, weight): weight applies when low < VX <= high (Cboe VXTH methodology)
-VXTH_TABLE: tuple[tuple[float, float, float], ...] = ((15.0, 30.0, 0.01), (30.0, 50.0, 0.005))
-
-
-def vxth_weight(vx: float, table=VXTH_TABLE) -> float:
-    """Share of equity spent on VIX calls given the next-month VX future: <=15: 0, (15,30]: 1%,
-    (30,50]: 0.5%, >50: 0."""
-    if not math.isfinite(vx):
-        return 0.0
-    for lo, hi, w in table:
-        if lo < vx <= hi:
-            return w
-    return 0.0
+from strategies.benchmarks.vxth import VXTH_WEIGHTS, vix_call_weight
+from strategies.needs import SeriesNeed
 
 
 class VxthParams(Params):
@@ -48,7 +36,12 @@ class VxthParams(Params):
     book: str = "hedge"
     delta: float = Field(0.30, gt=0, lt=1)
     decision_phase: Literal["open", "close"] = "open"
-    table: list[tuple[float, float, float]] = Field(default_factory=lambda: [list(r) for r in VXTH_TABLE])
+    table: tuple[tuple[float, float], ...] = Field(VXTH_WEIGHTS, description="(upper bound of the next-month VX "
+                                                   "level, share of equity in calls), first match wins")
+
+    def needs(self) -> list[SeriesNeed]:
+        """The VX futures (the next-month future sets the weight; VIX calls are priced on their own future)."""
+        return [SeriesNeed("vx", "the VXTH-style hedge"), SeriesNeed("vix", "the VXTH-style hedge")]
 
 
 class _OptionBuyer(Strategy):
@@ -94,7 +87,6 @@ class VxthHedge(_OptionBuyer):
     def __init__(self, params: VxthParams | None = None) -> None:
         self.p = params or VxthParams()
         super().__init__(self.p.book)
-        self.table = tuple(tuple(r) for r in self.p.table)
         self._done: dt.date | None = None
 
     def on_snapshot(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
@@ -107,7 +99,7 @@ class VxthHedge(_OptionBuyer):
         if not live:
             return
         e, F = live[0]
-        w = vxth_weight(F, self.table)
+        w = vix_call_weight(F, self.p.table)
         if w <= 0:
             return
         grid = vix_strike_grid(F)
@@ -133,6 +125,10 @@ class SpxPutParams(Params):
         if not self.min_dte <= self.target_dte <= self.max_dte or self.roll_dte >= self.min_dte:
             raise ValueError("spx_puts: need roll_dte < min_dte <= target_dte <= max_dte")
         return self
+
+    def needs(self) -> list[SeriesNeed]:
+        why = "the SPX put hedge"
+        return [SeriesNeed("spx", why), SeriesNeed("vix", why), SeriesNeed("rate", why)]
 
 
 class SpxPutHedge(_OptionBuyer):

@@ -24,6 +24,7 @@ from engine.orders import OrderLeg
 from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
 from engine.strikes import strike_for_delta, strike_grid
+from strategies.needs import SeriesNeed
 
 
 class CondorParams(Params):
@@ -58,6 +59,13 @@ class CondorParams(Params):
         if self.wing == "delta" and self.long_delta >= self.short_delta:
             raise ValueError("condor: long_delta must be below short_delta")
         return self
+
+    def needs(self) -> list[SeriesNeed]:
+        """SPX and VIX every snapshot (no condor is traded or managed without them; VIX anchors the option
+        surface), the T-bill rate for option prices and interest on cash. VIX9D/3M/6M shape the surface's
+        term structure where they exist."""
+        why = "the condor book"
+        return [SeriesNeed("spx", why), SeriesNeed("vix", why), SeriesNeed("rate", why)]
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import logging
 from pathlib import Path
 
 import structlog
 
-from adapters.cli.common import UserError, add_common, load_panel_for
+from adapters.cli.common import UserError, add_common, iso_date, non_negative, panel_for
 from adapters.cli.logs import configure_logging
 
 log = structlog.get_logger("alvh.daemon")
@@ -31,41 +32,77 @@ def _route_stdlib_logs(level: int = logging.WARNING) -> None:
     root.propagate = False
 
 
+def _daemon_module():
+    """adapters.live.daemon, which needs ib_async: without the `ib` extra, one sentence instead of an ImportError."""
+    try:
+        ib = importlib.util.find_spec("ib_async")   # the IB connection imports it only when it connects
+    except ValueError:   # present in sys.modules without a spec: blocked
+        ib = None
+    if ib is None:
+        raise UserError("the daemon needs the Interactive Brokers extra, which is not installed (ib_async): "
+                        "pip install 'alvh[ib]'")
+    try:
+        from adapters.live import daemon
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in ("ib_async", "aeventkit", "nest_asyncio", "apscheduler", "tzlocal"):
+            raise UserError(f"the daemon needs the Interactive Brokers extra, which is not installed ({e.name}): "
+                            "pip install 'alvh[ib]'") from None
+        raise
+    return daemon
+
+
+def _session_day(text: str, flag: str = "--paper-replay") -> dt.date:
+    """An NYSE session: a weekend or holiday names the sessions either side of it."""
+    from engine.calendar import is_trading_day, next_trading_day, previous_trading_day
+
+    day = dt.date.fromisoformat(text)
+    try:
+        if is_trading_day(day):
+            return day
+        before, after = previous_trading_day(day).date(), next_trading_day(day).date()
+    except ValueError as e:   # outside the exchange calendar's range
+        raise UserError(f"{flag} {day}: {e}") from None
+    raise UserError(f"{flag} {day}: not an NYSE session (a {day:%A}{' holiday' if day.weekday() < 5 else ''}); "
+                    f"the sessions either side are {before} and {after}")
+
+
 def _state_path(args) -> Path:
     if getattr(args, "state", None):
         return Path(args.state)
     if getattr(args, "config", None):
-        from adapters.live.daemon import daemon_params
         from config.settings import load_config
 
         cfg = load_config(args.config)
-        return Path(daemon_params(cfg).state_path)
+        if cfg.daemon is None:
+            raise UserError(f"{args.config}: has no [daemon] table, so no daemon.state_path: give --state PATH")
+        return Path(cfg.daemon.state_path)
     raise UserError("give --config (to read daemon.state_path) or --state PATH")
 
 
 def cmd_run(args) -> int:
-    from adapters.live.daemon import Daemon, DaemonError, daemon_params, run_paper_replay
     from config.settings import load_config
+    from config.wiring import series_needs
 
     if not args.console_logs:
         configure_logging(json=True, level=args.log_level)
-    _route_stdlib_logs()
     cfg = load_config(args.config)
-    params = daemon_params(cfg)
+    d = _daemon_module()
+    params = d.daemon_params(cfg)
+    _route_stdlib_logs()
     if args.state:
         params = params.model_copy(update={"state_path": args.state})
     day = args.paper_replay or (params.replay.date.isoformat() if params.replay.date else None)
     try:
         if day:
-            try:
-                when = dt.date.fromisoformat(day)
-            except ValueError:
-                raise UserError(f"--paper-replay: {day!r} is not a date (YYYY-MM-DD)") from None
-            panel = load_panel_for(args) if params.replay.use_panel else None
-            return asyncio.run(run_paper_replay(cfg, params, when, panel, speed=args.speed))
-        daemon = Daemon(cfg, params, allow_live=args.allow_live)
+            when = _session_day(day, "--paper-replay" if args.paper_replay else "daemon.replay.date")
+            panel = None
+            if params.replay.use_panel:   # the pre-day state is replayed from the warm-up start to the day
+                warmup = params.replay.warmup_start or cfg.run.start
+                _, panel = panel_for(args, series_needs(cfg), warmup, when, label=cfg.source)
+            return asyncio.run(d.run_paper_replay(cfg, params, when, panel, speed=args.speed))
+        daemon = d.Daemon(cfg, params, allow_live=args.allow_live)
         return asyncio.run(daemon.run())
-    except DaemonError as e:
+    except d.DaemonError as e:
         raise UserError(str(e)) from None
 
 
@@ -111,8 +148,7 @@ def _fmt_status(rep: dict) -> str:
 
 
 def cmd_status(args) -> int:
-    from adapters.live.daemon import status_report
-
+    status_report = _daemon_module().status_report
     path = _state_path(args)
     if not path.exists():
         raise UserError(f"no daemon state at {path} (has `alvh run` been started with this config?)")
@@ -156,8 +192,9 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run the daemon against an IB paper account (or rehearse a day: --paper-replay)")
     p.add_argument("--config", required=True, help="run config with a [daemon] table (see config/ib_paper.toml)")
     p.add_argument("--allow-live", action="store_true", help="permit a non-DU account (daemon.allow_live must agree)")
-    p.add_argument("--paper-replay", metavar="DATE", help="rehearse this historical day against the loopback test server")
-    p.add_argument("--speed", type=float, help="paper replay: simulated seconds per wall second (0 = jump)")
+    p.add_argument("--paper-replay", metavar="DATE", type=iso_date,
+                   help="rehearse this historical day (an NYSE session) against the loopback test server")
+    p.add_argument("--speed", type=non_negative, help="paper replay: simulated seconds per wall second (0 = jump)")
     p.add_argument("--state", help="state store path (overrides daemon.state_path)")
     p.add_argument("--console-logs", action="store_true", help="human-readable logs instead of JSON lines")
     add_common(p)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 import structlog
+
+from adapters.ib.accounts import ACCOUNT_RE, redact_text
 
 
 class _CurrentStderr:
@@ -18,19 +19,11 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-# IB account ids: U/F (live, advisor), DU/DF (paper) followed by digits
-_ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F)(\d{5,})\b")
-
-
-def redact_text(text: str) -> str:
-    return _ACCOUNT_RE.sub(lambda m: mask(m.group(0)), text)
-
-
 def _redact_accounts(_logger, _method, event: dict) -> dict:
     """Last line of defence: an account id inside any logged string (ours or a library's repr of an
     order) is masked before the line is written."""
     for k, v in event.items():
-        if isinstance(v, str) and _ACCOUNT_RE.search(v):
+        if isinstance(v, str) and ACCOUNT_RE.search(v):
             event[k] = redact_text(v)
     return event
 
@@ -53,12 +46,3 @@ def configure_logging(json: bool = False, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
-
-
-def mask(value: str | None, keep: int = 2) -> str:
-    """Account ids and secrets never appear in full: DU1234567 -> DU*****67."""
-    if not value:
-        return ""
-    if len(value) <= keep * 2:
-        return "*" * len(value)
-    return value[:keep] + "*" * (len(value) - 2 * keep) + value[-keep:]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from adapters.cli.common import UserError
@@ -11,6 +12,7 @@ from adapters.cli.logs import configure_logging
 # Command groups in the order `alvh --help` lists them; each module has register(subparsers).
 COMMAND_MODULES = [
     "adapters.cli.replay",
+    "adapters.cli.signal",
     "adapters.cli.data",
     "adapters.cli.verdict",
     "adapters.cli.validate",
@@ -46,3 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("alvh: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # output piped into a reader that stopped (| head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -1,11 +1,9 @@
 """`alvh replay`: one backtest of a configuration, summary printed, outputs written."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import structlog
 
-from adapters.cli.common import add_common, iso_date, load_panel_for
+from adapters.cli.common import add_common, iso_date, out_dir, panel_for, window
 
 log = structlog.get_logger("alvh.cli")
 
@@ -13,14 +11,17 @@ log = structlog.get_logger("alvh.cli")
 def cmd_replay(args) -> int:
     from adapters.sim.backtest import format_summary, run_backtest, write_outputs
     from config.settings import load_config
+    from config.wiring import series_needs
 
     cfg = load_config(args.config)
-    panel = load_panel_for(args)
-    result = run_backtest(cfg, panel, start=args.start, end=args.end)
+    start, end = window(args.start, args.end, cfg.run.start, cfg.run.end)
+    out = out_dir(args.out)
+    _, panel = panel_for(args, series_needs(cfg), start, end, label=cfg.source)
+    result = run_backtest(cfg, panel, start=start, end=end)
     print(f"alvh replay: {cfg.name} ({cfg.source})")
     print(format_summary(result))
-    if args.out:
-        paths = write_outputs(result, Path(args.out))
+    if out is not None:
+        paths = write_outputs(result, out)
         print(f"wrote {len(paths)} files to {args.out}")
     log.info("replay_done", events=result.events, seconds=round(result.wall_seconds, 3))
     return 0

@@ -1,30 +1,55 @@
 """`alvh verdict` and `alvh sweep`: the spike-by-spike verdict on the ALVH hedge, and parameter sweeps."""
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 import time
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from adapters.cli.common import UserError, add_common, iso_date
+from adapters.cli.common import UserError, add_common, data_dir_for, iso_date, out_dir, positive_int
 from config.errors import ConfigError
 
 
-def _data_dir(args) -> str:
-    from adapters.data.panel import resolve_data_dir
-
-    return str(resolve_data_dir(getattr(args, "data_dir", None)))
-
-
 def _workers(n: int | None) -> int:
-    return max(1, n if n is not None else (os.cpu_count() or 1))
+    return n if n is not None else (os.cpu_count() or 1)
+
+
+def _ladders(text: str) -> int:
+    n = positive_int(text)
+    if n > 5:
+        raise argparse.ArgumentTypeError(f"'{text}': a weekly ladder has at most 5 phases (Monday..Friday)")
+    return n
+
+
+def check_scheduler(address: str | None) -> None:
+    """--scheduler: dask installed and a scheduler answering at tcp://host:port, checked before any work."""
+    if not address:
+        return
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UserError(f"--scheduler {address}: needs Dask, which is not installed (pip install 'alvh[sweep]')") from None
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme != "tcp" or not host or not port:
+        raise UserError(f"--scheduler {address}: not an address of the form tcp://host:port")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"--scheduler {address}: no Dask scheduler answers there ({e.strerror or e})") from None
 
 
 def cmd_verdict(args) -> int:
     from analysis.verdict import run_verdict
     from analysis.verdict_report import console_report, write_report
     from config.settings import load_config
+    from config.wiring import series_needs
 
     cfg = load_config(args.config)
     if cfg.hedge is None:
@@ -32,16 +57,19 @@ def cmd_verdict(args) -> int:
     if cfg.condor is None:
         raise ConfigError(f"{args.config}: condor: the verdict needs the [condor] book the hedge protects")
     scenarios = [s.strip() for s in args.scenarios.split(",")] if args.scenarios else None
+    out = out_dir(args.out)
+    check_scheduler(args.scheduler)
+    data_dir = data_dir_for(args, series_needs(cfg), cfg.source)
     try:
-        res = run_verdict(cfg, _data_dir(args), episode_file=args.episodes, start=args.start, end=args.end,
+        res = run_verdict(cfg, str(data_dir), episode_file=args.episodes, start=args.start, end=args.end,
                           ladders=args.ladders, workers=_workers(args.workers), scheduler=args.scheduler,
                           progress=not args.quiet, scenarios=scenarios)
     except ValueError as e:
         raise UserError(str(e)) from None
     print(console_report(res))
-    if args.out:
+    if out is not None:
         t0 = time.perf_counter()
-        written = write_report(res, Path(args.out))
+        written = write_report(res, out)
         n = sum(len(v) for v in written.values())
         print(f"\nwrote {n} files to {args.out} (HTML: {written['html'][0]}) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -50,14 +78,14 @@ def cmd_verdict(args) -> int:
 def cmd_sweep(args) -> int:
     from analysis.sweep import load_sweep, run_sweep
 
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit}: must be at least 1")
+    out = out_dir(args.out)
+    check_scheduler(args.scheduler)
     try:
         spec = load_sweep(args.grid)
         if args.limit:
             spec.sweep.limit = args.limit
-        table, info = run_sweep(spec, _data_dir(args), workers=_workers(args.workers), scheduler=args.scheduler,
-                                out=Path(args.out) if args.out else None, progress=not args.quiet,
+        table, info = run_sweep(spec, str(data_dir_for(args)), workers=_workers(args.workers),
+                                scheduler=args.scheduler, out=out, progress=not args.quiet,
                                 start=args.start, end=args.end)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -82,9 +110,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="out/verdict", help="directory for CSV/JSON, PNG plots and verdict.html ('' to skip)")
     p.add_argument("--start", type=iso_date, help="first day (default: the config's run.start)")
     p.add_argument("--end", type=iso_date, help="last day (default: the config's run.end)")
-    p.add_argument("--ladders", type=int, help="condor ladder phases for the reduction range (default from episodes.toml)")
+    p.add_argument("--ladders", type=_ladders, help="condor ladder phases for the reduction range (default from episodes.toml)")
     p.add_argument("--scenarios", help="comma-separated subset (unhedged always runs), e.g. alvh,static,vxth")
-    p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)
@@ -95,8 +123,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="out/sweep", help="directory for sweep.parquet / sweep.csv ('' to skip)")
     p.add_argument("--start", type=iso_date)
     p.add_argument("--end", type=iso_date)
-    p.add_argument("--limit", type=int, help="run only the first N configurations")
-    p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    p.add_argument("--limit", type=positive_int, help="run only the first N configurations")
+    p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p)

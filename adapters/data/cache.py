@@ -23,7 +23,7 @@ from pyarrow import ArrowException
 from . import sources as S
 
 SCHEMA_VERSION = "1"
-_CODE_FILES = ("sources.py", "validation.py", "panel.py", "cache.py")
+_CODE_FILES = ("sources.py", "panel.py", "cache.py", "validation/*.py")  # globs under adapters/data
 
 
 def default_cache_dir() -> Path:
@@ -90,9 +90,9 @@ def fingerprint(data_dir: Path, cache_dir: Path | None = None) -> str:
 def _code_hash() -> str:
     h = hashlib.blake2b(SCHEMA_VERSION.encode(), digest_size=8)
     here = Path(__file__).parent
-    for name in _CODE_FILES:
+    for path in sorted(p for pattern in _CODE_FILES for p in here.glob(pattern)):
         try:
-            h.update((here / name).read_bytes())
+            h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
         except OSError:
             pass
     return h.hexdigest()

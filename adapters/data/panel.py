@@ -1,7 +1,7 @@
 """The validated market panel: one daily frame on NYSE trading days, VX futures in long format,
 event calendars, and the notes explaining every adjustment.
 
-``load_panel`` validates every source file (``validation.py``), assembles the panel and caches it as
+``load_panel`` validates every source file (``validation/``), assembles the panel and caches it as
 Parquet (``cache.py``); the cache is reused only while the content fingerprint of the source files
 matches.
 """
@@ -106,62 +106,68 @@ def _extend(primary: pd.Series, extension: pd.Series) -> pd.Series:
     return pd.concat([primary.loc[:last], extension.loc[extension.index > last]])
 
 
+def _empty_series(idx: pd.DatetimeIndex) -> pd.Series:
+    return pd.Series(np.nan, index=idx, dtype="float64")
+
+
 def build_panel(data_dir: Path | str, start: str | None, end: str | None, fingerprint: str) -> MarketPanel:
-    from .validation import _trading_days, validate_all
+    from .validation import trading_days_between, validate_all
 
     v = validate_all(Path(data_dir), collect=False)
-    ser = v.series
+    ser = v.series  # optional files that are absent have no entry; their columns stay NaN
     notes: list[str] = list(v.sink.notes)
     warnings = list(v.sink.warnings)
 
     spx = ser["spx"].frame
-    spx_ext = ser["spx_ext"].frame
-    spx_last = spx.index[-1]
-    ext_part = spx_ext.loc[spx_ext.index > spx_last]
-    spx_all = pd.concat([spx, ext_part[spx.columns]])
-    if len(ext_part):
-        notes.append(f"SPX: {S.SPX_EXT.path} extends {S.SPX.path} from {ext_part.index[0].date()} to "
-                     f"{ext_part.index[-1].date()} ({len(ext_part)} days)")
+    spx_all = spx
+    if "spx_ext" in ser:
+        spx_ext = ser["spx_ext"].frame
+        ext_part = spx_ext.loc[spx_ext.index > spx.index[-1]]
+        spx_all = pd.concat([spx, ext_part[spx.columns]])
+        if len(ext_part):
+            notes.append(f"SPX: {S.SPX_EXT.path} extends {S.SPX.path} from {ext_part.index[0].date()} to "
+                         f"{ext_part.index[-1].date()} ({len(ext_part)} days)")
 
     first = pd.Timestamp(start) if start else pd.Timestamp(S.CALENDAR_START)
     last = pd.Timestamp(end) if end else spx_all.index[-1]
-    idx = _trading_days(first, last)
+    idx = trading_days_between(first, last)
     if len(idx) == 0:
         raise DataError(str(data_dir), None, f"no NYSE trading days between start={start} and end={last.date()}")
     daily = pd.DataFrame(index=idx)
 
-    def put(key: str) -> None:
-        vs = ser[key]
-        for src, dst in vs.spec.panel_columns:
-            daily[dst] = vs.frame[src].reindex(idx)
-
     for c in ("open", "high", "low", "close"):
         daily[f"spx_{c}"] = spx_all[c].reindex(idx)
-    for key in ("vix", "vix9d", "vix3m", "vix6m", "vvix", "skew", "vixy", "vixm", "vxx", "vxx_a", "uvxy", "svxy",
-                "svix", "uvix", "cor1m", "dspx", "vixeq"):
-        put(key)
+    for spec in S.DAILY_SPECS:
+        if spec.role != "panel" or spec.key in ("spx", "dtb3", "dff"):
+            continue
+        vs = ser.get(spec.key)
+        for src, dst in spec.panel_columns:
+            daily[dst] = vs.frame[src].reindex(idx) if vs is not None else np.nan
 
     # VIX3M before CBOE's history starts: VXV (same index) from Yahoo.
-    vxv = ser["vxv"].frame
-    back = vxv.loc[vxv.index < pd.Timestamp(S.VIX3M_BACKFILL_BEFORE)]
-    if len(back):
-        for c in ("open", "close"):
-            col = daily[f"vix3m_{c}"]
-            fill = back[c].reindex(idx)
-            daily[f"vix3m_{c}"] = col.where(col.notna() | (idx >= pd.Timestamp(S.VIX3M_BACKFILL_BEFORE)), fill)
-        notes.append(f"vix3m_open/close before {S.VIX3M_BACKFILL_BEFORE} back-filled from {S.VXV.path} "
-                     f"(VXV is the same index; {back.index[0].date()}..{back.index[-1].date()}, {len(back)} days)")
+    if "vxv" in ser:
+        vxv = ser["vxv"].frame
+        back = vxv.loc[vxv.index < pd.Timestamp(S.VIX3M_BACKFILL_BEFORE)]
+        if len(back):
+            for c in ("open", "close"):
+                col = daily[f"vix3m_{c}"]
+                fill = back[c].reindex(idx)
+                daily[f"vix3m_{c}"] = col.where(col.notna() | (idx >= pd.Timestamp(S.VIX3M_BACKFILL_BEFORE)), fill)
+            notes.append(f"vix3m_open/close before {S.VIX3M_BACKFILL_BEFORE} back-filled from {S.VXV.path} "
+                         f"(VXV is the same index; {back.index[0].date()}..{back.index[-1].date()}, {len(back)} days)")
 
     # Rates: DTB3 discount yield -> continuously compounded; DFF percent -> decimal.
-    dtb3 = _extend(ser["dtb3"].frame["dtb3"], ser["dtb3_ext"].frame["dtb3"])
-    ext_days = int((dtb3.index > ser["dtb3"].frame.index[-1]).sum())
-    if ext_days:
-        notes.append(f"rate_tbill: {S.DTB3_EXT.path} extends {S.DTB3.path} after "
-                     f"{ser['dtb3'].frame.index[-1].date()} ({ext_days} days)")
+    dtb3 = ser["dtb3"].frame["dtb3"]
+    if "dtb3_ext" in ser:
+        dtb3 = _extend(dtb3, ser["dtb3_ext"].frame["dtb3"])
+        ext_days = int((dtb3.index > ser["dtb3"].frame.index[-1]).sum())
+        if ext_days:
+            notes.append(f"rate_tbill: {S.DTB3_EXT.path} extends {S.DTB3.path} after "
+                         f"{ser['dtb3'].frame.index[-1].date()} ({ext_days} days)")
     daily["rate_tbill"] = tbill_discount_to_cc(dtb3.reindex(idx))
     notes.append("rate_tbill = -ln(1 - d*91/360)*365/91 with d = DTB3/100 (discount yield of a 91-day bill "
                  "converted to a continuously compounded annual rate)")
-    daily["dff"] = ser["dff"].frame["dff"].reindex(idx) / 100.0
+    daily["dff"] = ser["dff"].frame["dff"].reindex(idx) / 100.0 if "dff" in ser else _empty_series(idx)
 
     vvix_from = pd.Timestamp(S.VVIX.coverage_start)
     notes.append(f"vvix_close is NaN before {vvix_from.date()} (2006 VVIX values are unreliable, SOURCES.md section 4)")
@@ -173,18 +179,26 @@ def build_panel(data_dir: Path | str, start: str | None, end: str | None, finger
     vx = vx[(vx["date"] >= idx[0]) & (vx["date"] <= idx[-1])].reset_index(drop=True) if len(idx) else vx.iloc[:0]
     vx = vx[list(VX_COLUMNS)]
 
-    ev = v.events
-    fomc = ev["fomc_2000_2026"]
-    fomc = fomc[fomc < pd.Timestamp(S.FOMC_SWITCH)].union(ev["fomc_2015_2026"])
-    cpi = ev["cpi_fullsack73"]
-    cpi = cpi[cpi < pd.Timestamp(S.CPI_SWITCH)].union(ev["cpi_2015_2026"])
-    events = {"fomc": pd.DatetimeIndex(fomc, name="date"), "cpi": pd.DatetimeIndex(cpi, name="date")}
+    events = _events(v.events, notes)
+    notes += [f"WARNING {w}" for w in warnings]
+    return MarketPanel(daily=daily, vx=vx, events=events, notes=tuple(notes), fingerprint=fingerprint)
+
+
+def _events(ev: dict[str, pd.DatetimeIndex], notes: list[str]) -> dict[str, pd.DatetimeIndex]:
+    """fomc / cpi from the two lists each (older list before the switch date); empty when absent."""
+    none = pd.DatetimeIndex([], dtype="datetime64[ns]")
+
+    def merge(old_key: str, new_key: str, switch: str) -> pd.DatetimeIndex:
+        old = ev.get(old_key, none)
+        return old[old < pd.Timestamp(switch)].union(ev.get(new_key, none))
+
+    fomc = merge(S.FOMC_2000.key, S.FOMC_2015.key, S.FOMC_SWITCH)
+    cpi = merge(S.CPI_FULLSACK.key, S.CPI_2015.key, S.CPI_SWITCH)
     notes.append(f"events['fomc']: {S.FOMC_2000.path} before {S.FOMC_SWITCH[:4]}, {S.FOMC_2015.path} from then "
                  f"({len(fomc)} dates; unscheduled meetings included; 2020-03-15 was a Sunday)")
     notes.append(f"events['cpi']: {S.CPI_FULLSACK.path} before {S.CPI_SWITCH[:4]}, {S.CPI_2015.path} from then "
                  f"({len(cpi)} dates; no CPI dates exist for 2011-02..2014)")
-    notes += [f"WARNING {w}" for w in warnings]
-    return MarketPanel(daily=daily, vx=vx, events=events, notes=tuple(notes), fingerprint=fingerprint)
+    return {"fomc": pd.DatetimeIndex(fomc, name="date"), "cpi": pd.DatetimeIndex(cpi, name="date")}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,33 +1,47 @@
 """Catalogue of the public market-data sources that ``alvh data fetch`` downloads.
 
-Each :class:`Source` names a URL template, the path it is written to inside the data
-directory, and a normalizer that turns the vendor's raw CSV into the layout documented in
-``shared/data/SOURCES.md``:
+Each :class:`Source` names a URL template (or, for Yahoo, a library call), the path it is written
+to inside the data directory, and a normalizer from ``vendor_formats.py`` that turns the vendor's
+raw CSV into the layout documented in ``shared/data/SOURCES.md``. Base URLs, mirrors and key
+redaction are in ``source_urls.py``.
 
-* ISO ``YYYY-MM-DD`` dates, lower-case snake_case column names;
-* values are the vendor's text, unchanged (no rounding, no re-scaling; FRED's ``.`` placeholder
-  for a missing value becomes an empty cell, as in the shared copies);
-* rows ascending by date with no duplicate dates.
+The SPX daily bars have three providers (:func:`spx_source`): Stooq (needs an API key since 2026),
+Yahoo through the optional ``yfinance`` library (``pip install 'alvh[fetch]'``), and Cboe's
+key-free close-only history.
 
-Only the standard library is used here, so the catalogue can be imported (and the
-normalizers unit-tested) without pandas.
+Only the standard library is used here (yfinance is imported when Yahoo is used), so the
+catalogue can be imported without pandas.
 """
 from __future__ import annotations
 
-import csv
-import io
+import importlib.util
+import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
-from itertools import pairwise
-from urllib.parse import urlsplit
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+
+from adapters.data.source_urls import DEFAULT_BASES, ENV_BASE, parse_base_overrides, redact_url, resolve_base
+from adapters.data.vendor_formats import (
+    VX_COLUMNS,
+    VX_SOURCE_TAG,
+    NormalizeContext,
+    Normalized,
+    NormalizeError,
+    cboe_index_normalizer,
+    cboe_spx_normalizer,
+    fred_normalizer,
+    stooq_normalizer,
+    vx_archive_normalizer,
+    vx_normalizer,
+    yahoo_csv,
+)
 
 __all__ = [
     "CATALOGUE",
     "DEFAULT_BASES",
     "ENV_BASE",
+    "SPX_PROVIDERS",
     "VX_COLUMNS",
     "VX_SOURCE_TAG",
     "Download",
@@ -35,322 +49,17 @@ __all__ = [
     "NormalizeError",
     "Normalized",
     "Source",
+    "cboe_spx_normalizer",
     "parse_base_overrides",
     "redact_url",
     "resolve_base",
     "select_sources",
+    "spx_source",
+    "stooq_normalizer",
+    "vx_normalizer",
 ]
 
-# --------------------------------------------------------------------------- base URLs
-
-#: Default base URL of each host group. A URL template is ``{base}`` plus a fixed suffix.
-DEFAULT_BASES: dict[str, str] = {
-    "cboe_index": "https://cdn.cboe.com/api/global/us_indices/daily_prices",
-    "cboe_vx": "https://cdn.cboe.com/data/us/futures/market_statistics/historical_data/VX",
-    "fred": "https://fred.stlouisfed.org/graph/fredgraph.csv",
-    "stooq": "https://stooq.com/q/d/l/",
-}
-
-#: Environment variable: either one mirror root URL (every default base keeps its path and
-#: is re-rooted there) or comma-separated ``name=url`` pairs like ``--base-url-override``.
-ENV_BASE = "ALVH_FETCH_BASE"
-
-_PAIR_RE = re.compile(r"^\s*([A-Za-z0-9_*.-]+)\s*=\s*(\S.*?)\s*$")
-
-
-def parse_base_overrides(items: Iterable[str] | str | None) -> dict[str, str]:
-    """Parse ``name=url`` strings (or one comma-separated string) into a dict.
-
-    A bare URL without ``name=`` is a mirror root for every source (key ``"*"``).
-    ``name`` is a source name (``vix``, ``vx``, ``dtb3`` ...), a host group
-    (``cboe_index``, ``cboe_vx``, ``fred``, ``stooq``) or ``*``.
-    """
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
-    out: dict[str, str] = {}
-    for item in items:
-        for part in _split_pairs(item):
-            m = _PAIR_RE.match(part)
-            if m and "://" not in m.group(1):
-                out[m.group(1)] = m.group(2)
-            elif "://" in part:
-                out["*"] = part.strip()
-            else:
-                raise ValueError(f"bad base-URL override {part!r}: expected NAME=URL or a mirror root URL")
-    return out
-
-
-def _split_pairs(item: str) -> list[str]:
-    # "a=http://x,b=http://y" -> two pairs; a lone URL (which may itself contain commas
-    # in its query) is kept whole.
-    pieces = [p for p in item.split(",") if p.strip()]
-    if len(pieces) > 1 and all(_PAIR_RE.match(p) and "://" not in p.split("=", 1)[0] for p in pieces):
-        return pieces
-    return [item] if item.strip() else []
-
-
-def resolve_base(source: Source, overrides: Mapping[str, str] | None = None,
-                 env: Mapping[str, str] | None = None) -> str:
-    """Base URL for ``source``: explicit override by source name, then by group, then a
-    ``*`` mirror root, then ``$ALVH_FETCH_BASE``, then the public default."""
-    default = DEFAULT_BASES[source.group]
-    merged: dict[str, str] = {}
-    env = os.environ if env is None else env
-    if env.get(ENV_BASE):
-        merged.update(parse_base_overrides(env[ENV_BASE]))
-    merged.update(overrides or {})
-    for key in (source.name, source.group):
-        if key in merged:
-            return merged[key]
-    if "*" in merged:
-        root = merged["*"].rstrip("/")
-        return root + urlsplit(default).path
-    return default
-
-
-_SECRET_PARAM = re.compile(r"(?i)^(api_?key|key|token|access_?token|auth)$")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the values of key/token query parameters replaced by ``***`` (for logs,
-    error messages, sidecars and SOURCES.md)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    q = "&".join(
-        f"{k}=***" if _SECRET_PARAM.match(k) else (f"{k}={v}" if sep else k)
-        for k, sep, v in (p.partition("=") for p in parts.query.split("&"))
-    )
-    return parts._replace(query=q).geturl()
-
-
-# --------------------------------------------------------------------------- normalization
-
-
-class NormalizeError(ValueError):
-    """The downloaded body is not in the expected vendor format."""
-
-
-@dataclass(frozen=True)
-class NormalizeContext:
-    source: str
-    url: str
-    expiry: date | None = None          # VX contract expiry
-    now: datetime | None = None         # aware UTC time of the fetch (for intraday-row logic)
-
-
-@dataclass
-class Normalized:
-    text: str
-    rows: int
-    first_date: str | None
-    last_date: str | None
-    notes: list[str] = field(default_factory=list)
-
-
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
-
-
-def iso_date(text: str) -> str:
-    """``MM/DD/YYYY``, ``M/D/YYYY`` or ``YYYY-MM-DD`` (optionally with a time part) -> ISO."""
-    s = text.strip().split(" ")[0].split("T")[0]
-    m = _ISO.match(s)
-    if m:
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    else:
-        m = _US.match(s)
-        if not m:
-            raise NormalizeError(f"unparseable date {text!r}")
-        mo, d, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    try:
-        return date(y, mo, d).isoformat()
-    except ValueError as exc:
-        raise NormalizeError(f"invalid date {text!r}") from exc
-
-
-def _rows(text: str) -> list[list[str]]:
-    """CSV rows with cells stripped, blank lines dropped and trailing empty cells trimmed."""
-    out = []
-    for row in csv.reader(io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n"))):
-        cells = [c.strip() for c in row]
-        while cells and cells[-1] == "":
-            cells.pop()
-        if cells:
-            out.append(cells)
-    return out
-
-
-def _excerpt(text: str, n: int = 60) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return repr(first[:n] + ("..." if len(first) > n else ""))
-
-
-def _finish(header: list[str], records: list[tuple[str, list[str]]], notes: list[str],
-            what: str) -> Normalized:
-    """Sort ascending (stable), drop duplicate dates (keep last), render CSV text."""
-    if not records:
-        raise NormalizeError(f"{what} has a header but no data rows")
-    dates = [d for d, _ in records]
-    if any(b <= a for a, b in pairwise(dates)):
-        by_date: dict[str, list[str]] = {}
-        dupes = 0
-        for d, row in records:
-            if d in by_date:
-                dupes += 1
-            by_date[d] = row
-        if dupes:
-            notes.append(f"{dupes} duplicate date row(s) collapsed (last kept)")
-        if dates != sorted(dates):
-            notes.append("rows were not in date order and were sorted")
-        records = sorted(by_date.items())
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(row for _, row in records)
-    return Normalized(buf.getvalue(), len(records), records[0][0], records[-1][0], notes)
-
-
-def _table(text: str, expected: list[str], *, what: str,
-           aliases: Mapping[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Find the header row, check it has ``expected`` columns (case-insensitive, aliases
-    allowed), and return (upper-case header, data rows)."""
-    rows = _rows(text)
-    if not rows:
-        raise NormalizeError(f"{what} is empty")
-    aliases = {k.upper(): v.upper() for k, v in (aliases or {}).items()}
-    header = [aliases.get(h.upper().lstrip("\ufeff"), h.upper().lstrip("\ufeff")) for h in rows[0]]
-    missing = [c for c in expected if c.upper() not in header]
-    if missing:
-        raise NormalizeError(
-            f"{what} is not in the expected format (first line {_excerpt(text)}; "
-            f"expected columns {','.join(expected)})"
-        )
-    return header, rows[1:]
-
-
-def _pick(header: list[str], row: list[str], cols: list[str]) -> list[str]:
-    out = []
-    for c in cols:
-        i = header.index(c.upper()) if c.upper() in header else None
-        out.append(row[i] if i is not None and i < len(row) else "")
-    return out
-
-
-def cboe_index_normalizer(value_cols: list[str]) -> Callable[[str, NormalizeContext], Normalized]:
-    """Cboe ``*_History.csv``: ``DATE,<value_cols>`` with ``MM/DD/YYYY`` dates."""
-    expected = ["DATE", *value_cols]
-
-    def normalize(text: str, ctx: NormalizeContext) -> Normalized:
-        what = f"{ctx.source} ({ctx.url})"
-        header, data = _table(text, expected, what=what)
-        records, notes = [], []
-        for n, row in enumerate(data, start=2):
-            vals = _pick(header, row, expected)
-            try:
-                d = iso_date(vals[0])
-            except NormalizeError as exc:
-                raise NormalizeError(f"{what} line {n}: {exc}") from None
-            records.append((d, [d, *vals[1:]]))
-        return _finish([c.lower() for c in expected], records, notes, what)
-
-    return normalize
-
-
-def fred_normalizer(series_id: str) -> Callable[[str, NormalizeContext], Normalized]:
-    """FRED ``fredgraph.csv``: ``observation_date,<ID>`` (current) or ``DATE,<ID>`` (older);
-    ``.`` or empty for a missing observation (written as an empty cell)."""
-    sid = series_id.upper()
-
-    def normalize(text: str, ctx: NormalizeContext) -> Normalized:
-        what = f"{ctx.source} ({ctx.url})"
-        header, data = _table(text, ["DATE", sid], what=what, aliases={"observation_date": "DATE"})
-        records = []
-        for n, row in enumerate(data, start=2):
-            d_raw, v = _pick(header, row, ["DATE", sid])
-            try:
-                d = iso_date(d_raw)
-            except NormalizeError as exc:
-                raise NormalizeError(f"{what} line {n}: {exc}") from None
-            records.append((d, [d, "" if v == "." else v]))
-        return _finish(["date", sid.lower()], records, [], what)
-
-    return normalize
-
-
-_NY_CLOSE_SETTLED = time(17, 15)
-
-
-def stooq_normalizer(text: str, ctx: NormalizeContext) -> Normalized:
-    """Stooq daily CSV ``Date,Open,High,Low,Close,Volume``.
-
-    Stooq serves a live, partial row for the current session while the US market is open
-    (shared/data dropped one such row). A row dated today (New York time) fetched before
-    17:15 New York time is therefore dropped.
-    """
-    what = f"{ctx.source} ({ctx.url})"
-    cols = ["DATE", "OPEN", "HIGH", "LOW", "CLOSE", "VOLUME"]
-    header, data = _table(text, cols[:5], what=what)
-    records, notes = [], []
-    for n, row in enumerate(data, start=2):
-        vals = _pick(header, row, cols)
-        try:
-            d = iso_date(vals[0])
-        except NormalizeError as exc:
-            raise NormalizeError(f"{what} line {n}: {exc}") from None
-        records.append((d, [d, *vals[1:]]))
-    if "VOLUME" not in header:
-        notes.append("no Volume column in the source; volume left empty")
-    if records and ctx.now is not None:
-        from zoneinfo import ZoneInfo
-
-        now_ny = ctx.now.astimezone(ZoneInfo("America/New_York"))
-        last = max(d for d, _ in records)
-        if last == now_ny.date().isoformat() and now_ny.time() < _NY_CLOSE_SETTLED:
-            records = [r for r in records if r[0] != last]
-            notes.append(f"dropped the partial intraday row for {last}")
-    return _finish([c.lower() for c in cols], records, notes, what)
-
-
-#: Columns of ``vx_futures/VX_YYYY-MM.csv`` (same as shared/data).
-VX_COLUMNS = ["trade_date", "contract_month", "expiry", "futures_label", "open", "high", "low",
-              "close", "settle", "change", "total_volume", "efp", "open_interest", "source"]
-#: Value of the ``source`` column (and of ``contracts_index.csv``'s source) for fetched contracts.
-VX_SOURCE_TAG = "cboe_cdn"
-_VX_RAW = ["TRADE DATE", "FUTURES", "OPEN", "HIGH", "LOW", "CLOSE", "SETTLE", "CHANGE",
-           "TOTAL VOLUME", "EFP", "OPEN INTEREST"]
-
-
-def vx_normalizer(text: str, ctx: NormalizeContext) -> Normalized:
-    """CFE per-contract settlement file (``VX_<expiry>.csv``). A disclaimer line before the
-    header (seen in some Cboe files) is skipped."""
-    what = f"{ctx.source} ({ctx.url})"
-    if ctx.expiry is None:
-        raise NormalizeError(f"{what}: VX normalizer needs the contract expiry")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    start = next((i for i, ln in enumerate(lines) if ln.strip().lstrip("\ufeff").upper().startswith("TRADE DATE")),
-                 None)
-    if start is None:
-        raise NormalizeError(
-            f"{what} is not in the expected format (first line {_excerpt(text)}; "
-            f"expected columns {','.join(c.title() for c in _VX_RAW)})"
-        )
-    header, data = _table("\n".join(lines[start:]), _VX_RAW, what=what)
-    month, exp = ctx.expiry.strftime("%Y-%m"), ctx.expiry.isoformat()
-    records = []
-    for n, row in enumerate(data, start=start + 2):
-        vals = _pick(header, row, _VX_RAW)
-        try:
-            d = iso_date(vals[0])
-        except NormalizeError as exc:
-            raise NormalizeError(f"{what} line {n}: {exc}") from None
-        records.append((d, [d, month, exp, *vals[1:], VX_SOURCE_TAG]))
-    return _finish(VX_COLUMNS, records, [], what)
-
-
-# --------------------------------------------------------------------------- catalogue
+_MONTH_CODES = "FGHJKMNQUVXZ"   # CFE futures month letters, January to December
 
 
 @dataclass(frozen=True)
@@ -365,6 +74,10 @@ class Download:
     optional: bool = False                   # a 404 means "not listed yet", not a failure
     immutable_after: date | None = None      # once fetched after this date, never re-fetched
     hint: str = ""                           # added to the error when the body is not the expected CSV
+    # a maintained library instead of a URL (Yahoo through yfinance): timeout -> the raw CSV text
+    fetch: Callable[[float], str] | None = None
+    notice: str = ""                         # one sentence shown with the result (a fallback provider)
+    description: str = ""                    # the series, for SOURCES.md
 
 
 @dataclass(frozen=True)
@@ -392,6 +105,9 @@ class Source:
     settle_days: int = 3                     # contract files are final this many days after expiry
     listed_days: int = 150                   # contracts expiring within this many days must exist;
     #                                          later ones may not be listed yet (404 = "unlisted")
+    unlisted_months: tuple[str, ...] = ()    # months that were never listed (404 = "unlisted")
+    fetch: Callable[[float], str] | None = None
+    notice: str = ""
 
     def months(self, today: date) -> list[tuple[int, int]]:
         y, m = (int(x) for x in self.start.split("-"))
@@ -416,20 +132,23 @@ class Source:
             template = "{base}&" + template[len("{base}?"):]
             base = base.rstrip("&")
         if not self.per_contract:
-            return [Download(self.name, template.format(base=base), self.target, self.normalizer, hint=self.hint)]
+            url = self.url_template if self.fetch else template.format(base=base)
+            return [Download(self.name, url, self.target, self.normalizer, hint=self.hint, fetch=self.fetch,
+                             notice=self.notice, description=self.description)]
         fn = self.expiry_fn or _engine_vix_expiry()
         out = []
         for y, m in self.months(today):
             exp = _as_date(fn(y, m))
             out.append(Download(
                 self.name,
-                template.format(base=base, expiry=exp),
+                template.format(base=base, expiry=exp, code=f"{_MONTH_CODES[m - 1]}{y % 100:02d}"),
                 self.target.format(expiry=exp),
                 self.normalizer,
                 expiry=exp,
-                optional=(exp - today).days > self.listed_days,
+                optional=(exp - today).days > self.listed_days or f"{y}-{m:02d}" in self.unlisted_months,
                 immutable_after=date.fromordinal(exp.toordinal() + self.settle_days),
                 hint=self.hint,
+                description=self.description,
             ))
         return out
 
@@ -455,6 +174,8 @@ def _as_date(value: object) -> date:
 
 
 _CBOE_HOME = "https://www.cboe.com/tradable_products/vix/vix_historical_data/"
+_CFE_HOME = "https://www.cboe.com/us/futures/market_statistics/historical_data/"
+_NO_CFE_MONTHS = ("2004-12", "2005-04", "2005-07", "2005-09")   # early CFE listed only some serial months
 
 CATALOGUE: dict[str, Source] = {
     s.name: s
@@ -476,20 +197,77 @@ CATALOGUE: dict[str, Source] = {
         Source("skew", "cboe_index", "{base}/SKEW_History.csv", "skew_daily.csv",
                cboe_index_normalizer(["SKEW"]), "Cboe SKEW index, daily close", _CBOE_HOME),
         Source("vx", "cboe_vx", "{base}/VX_{expiry:%Y-%m-%d}.csv", "vx_futures/VX_{expiry:%Y-%m}.csv",
-               vx_normalizer, "CFE VX futures daily settlements, one file per monthly contract",
-               "https://www.cboe.com/us/futures/market_statistics/historical_data/", per_contract=True),
+               vx_normalizer, "CFE VX futures daily settlements, one file per monthly contract", _CFE_HOME,
+               per_contract=True, start="2014-01"),
+        Source("vx_cfe", "cboe_cfe", "{base}/CFE_{code}_VX.csv", "vx_futures/VX_{expiry:%Y-%m}.csv",
+               vx_archive_normalizer, "CFE VX futures settlement archive, one file per monthly contract",
+               _CFE_HOME, per_contract=True, start="2004-05", end="2013-12", unlisted_months=_NO_CFE_MONTHS),
         Source("dtb3", "fred", "{base}?id=DTB3", "rates/dtb3_daily.csv", fred_normalizer("DTB3"),
                "FRED DTB3, 3-month T-bill secondary market rate (discount basis, %)",
                "https://fred.stlouisfed.org/series/DTB3"),
         Source("dff", "fred", "{base}?id=DFF", "rates/dff_daily.csv", fred_normalizer("DFF"),
                "FRED DFF, effective federal funds rate (%), daily incl. weekends",
                "https://fred.stlouisfed.org/series/DFF"),
-        Source("spx", "stooq", "{base}?s=^spx&i=d", "spx_daily.csv", stooq_normalizer,
-               "S&P 500 index (^SPX) daily OHLC + Stooq volume", "https://stooq.com/q/d/?s=^spx",
-               hint="Stooq has answered scripts with an HTML page asking for an API key since 2026; "
-                    "see docs/fetch.md for --base-url-override 'spx=https://stooq.com/q/d/l/?<key param>'"),
+        Source("spx", "cboe_index", "{base}/SPX_History.csv", "spx_daily.csv", cboe_spx_normalizer,
+               "S&P 500 index (SPX), Cboe's daily closes", _CBOE_HOME),
     ]
 }
+
+
+def _yahoo_history(symbol: str) -> Callable[[float], str]:
+    """Yahoo's full daily history of ``symbol`` through yfinance, as CSV text."""
+
+    def fetch(timeout: float) -> str:
+        import yfinance
+
+        # yfinance logs its own failures; the one error sentence of the fetch says what went wrong
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
+        frame = yfinance.Ticker(symbol).history(period="max", interval="1d", auto_adjust=False, actions=False,
+                                                timeout=timeout, raise_errors=True)
+        if frame is None or frame.empty:
+            raise RuntimeError(f"Yahoo returned no rows for {symbol}")
+        return yahoo_csv(frame)
+
+    return fetch
+
+
+SPX_PROVIDERS = ("auto", "yahoo", "cboe", "stooq")
+_STOOQ_SPX = Source(
+    "spx", "stooq", "{base}?s=^spx&i=d", "spx_daily.csv", stooq_normalizer,
+    "S&P 500 index (^SPX) daily OHLC + Stooq volume", "https://stooq.com/q/d/?s=^spx",
+    hint="Stooq has answered scripts with an HTML page asking for an API key since 2026; "
+         "pass the key with --base-url-override 'spx=https://stooq.com/q/d/l/?<key param>', or use "
+         "--spx-source yahoo or cboe (docs/fetch.md)")
+_YAHOO_SPX = Source(
+    "spx", "yahoo", "yfinance:^GSPC", "spx_daily.csv", stooq_normalizer,
+    "S&P 500 index (^GSPC) daily OHLC from Yahoo through yfinance", "https://finance.yahoo.com/quote/%5EGSPC",
+    fetch=_yahoo_history("^GSPC"))
+
+
+def _yfinance_installed() -> bool:
+    return importlib.util.find_spec("yfinance") is not None
+
+
+def spx_source(provider: str = "auto", overrides: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None) -> Source:
+    """The SPX provider: ``stooq`` (a key passed as an override), ``yahoo`` (yfinance), ``cboe``
+    (closes only). ``auto`` takes Stooq when an override names ``spx`` or ``stooq``, else Yahoo when
+    yfinance is installed, else Cboe, with a notice naming the way to daily bars."""
+    if provider not in SPX_PROVIDERS:
+        raise KeyError(f"unknown SPX provider {provider!r}; known: {', '.join(SPX_PROVIDERS)}")
+    if provider == "auto":
+        env = os.environ if env is None else env
+        named = set(overrides or {}) | set(parse_base_overrides(env.get(ENV_BASE)))
+        if named & {"spx", "stooq"}:
+            provider = "stooq"
+        elif _yfinance_installed():
+            provider = "yahoo"
+        else:
+            return replace(CATALOGUE["spx"], notice=(
+                "spx_daily.csv: Stooq needs an API key and yfinance is not installed, so SPX comes from "
+                "Cboe's close-only history (the replay then uses the prior close as each day's open); "
+                "`pip install 'alvh[fetch]'` gives Yahoo's daily bars (docs/fetch.md)"))
+    return {"stooq": _STOOQ_SPX, "yahoo": _YAHOO_SPX, "cboe": CATALOGUE["spx"]}[provider]
 
 
 def select_sources(names: Iterable[str | Source] | str | None) -> list[Source]:

@@ -2,7 +2,7 @@
 
 One spec per file: where it lives (relative to the data directory), which columns must be present,
 which of them are prices, which date range of the file is used, and the allowlist of known gaps,
-each with the reason from ``shared/data/SOURCES.md``. Nothing here reads data; ``validation.py``
+each with the reason from ``shared/data/SOURCES.md``. Nothing here reads data; ``validation/``
 enforces these specs and ``panel.py`` assembles them.
 
 Changing an allowlist is a data decision: every entry must cite what SOURCES.md (or a reviewed
@@ -54,6 +54,10 @@ class DailySpec:
     # "panel": feeds panel columns; "extension": appended after another file; "crosscheck": compared only
     role: str = "panel"
     ohlc: bool = False  # file has open/high/low/close -> consistency is reported (warning, not error)
+    # A required file must exist. An optional file that is absent leaves its panel columns NaN and is
+    # named in the notes: the condor book and the default hedge need SPX, VIX, DTB3 and the VX futures
+    # only (a strategy that reads another series checks for it itself).
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class VXSpec:
     )
     price_columns: tuple[str, ...] = ("open", "high", "low", "close", "settle")
     first_contract: str = "2004-05"
-    last_contract: str = "2026-12"
+    last_contract: str | None = None  # None: the latest contract file present
     missing_contracts: tuple[KnownGap, ...] = ()
     rescale_before: str = "2007-03-26"
     rescale_factor: float = 10.0
@@ -92,6 +96,7 @@ class EventSpec:
     date_column: str
     description: str
     columns: tuple[str, ...] = field(default=())
+    required: bool = False  # no strategy in the replay reads the event calendars yet
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ SPX = DailySpec(
 )
 SPX_EXT = DailySpec(
     key="spx_ext",
+    required=False,
     path="spx_daily_2016_2026.csv",
     description="S&P 500 second source (Interactive Brokers history), extends spx_daily.csv after its last date",
     columns=("date", "open", "high", "low", "close", "volume"),
@@ -145,6 +151,7 @@ VIX = DailySpec(
 )
 VIX_FRED = DailySpec(
     key="vix_fred",
+    required=False,
     path="vix_daily_fred_vixcls.csv",
     description="FRED VIXCLS (VIX close); cross-check for vix_daily.csv only",
     columns=("date", "vixcls"),
@@ -156,6 +163,7 @@ VIX_FRED = DailySpec(
 )
 VIX9D = DailySpec(
     key="vix9d",
+    required=False,
     path="vix9d_daily.csv",
     description="CBOE VIX9D (9-day implied vol); 2011-2013 close only (open = close)",
     columns=("date", "open", "high", "low", "close"),
@@ -166,6 +174,7 @@ VIX9D = DailySpec(
 )
 VIX3M = DailySpec(
     key="vix3m",
+    required=False,
     path="vix3m_daily.csv",
     description="CBOE VIX3M (formerly VXV), 3-month implied vol, from 2009-09-18",
     columns=("date", "open", "high", "low", "close"),
@@ -175,6 +184,7 @@ VIX3M = DailySpec(
 )
 VXV = DailySpec(
     key="vxv",
+    required=False,
     path="vxv_daily_yahoo_2006_2018.csv",
     description="VXV (the same index as VIX3M) as published by Yahoo; back-fills vix3m before 2009-09-18",
     columns=("date", "open", "high", "low", "close", "adj_close", "volume"),
@@ -186,6 +196,7 @@ VXV = DailySpec(
 VIX3M_BACKFILL_BEFORE = "2009-09-18"  # first row of vix3m_daily.csv
 VIX6M = DailySpec(
     key="vix6m",
+    required=False,
     path="vix6m_daily.csv",
     description="CBOE VIX6M (formerly VXMT); 2008-2013 close only",
     columns=("date", "open", "high", "low", "close"),
@@ -195,6 +206,7 @@ VIX6M = DailySpec(
 )
 VVIX = DailySpec(
     key="vvix",
+    required=False,
     path="vvix_daily.csv",
     description="CBOE VVIX (vol of VIX); used from 2007-01-01 (2006 values are unreliable)",
     columns=("date", "vvix"),
@@ -210,6 +222,7 @@ VVIX = DailySpec(
 _SKEW_GAP = "SKEW_History.csv has no row for this day (" + _S + " section 4: SKEW is missing 16 trading days)"
 SKEW = DailySpec(
     key="skew",
+    required=False,
     path="skew_daily.csv",
     description="CBOE SKEW index",
     columns=("date", "skew"),
@@ -227,6 +240,7 @@ SKEW = DailySpec(
 )
 COR1M = DailySpec(
     key="cor1m",
+    required=False,
     path="cboe_other/cor1m_daily.csv",
     description="CBOE 1-month implied correlation COR1M (values rounded to 2 decimals by the source repo)",
     columns=("date", "open", "high", "low", "close"),
@@ -236,6 +250,7 @@ COR1M = DailySpec(
 )
 DSPX = DailySpec(
     key="dspx",
+    required=False,
     path="cboe_other/dspx_daily.csv",
     description="CBOE S&P 500 Dispersion index DSPX. The file has 0.00 on 2018-02-08 (neighbours 14.05 and "
     "20.92, during the Feb-2018 correlation spike when VIX was close to VIXEQ); not in SOURCES.md, kept as "
@@ -249,6 +264,7 @@ DSPX = DailySpec(
 )
 VIXEQ = DailySpec(
     key="vixeq",
+    required=False,
     path="cboe_other/vixeq_daily.csv",
     description="CBOE VIXEQ (average single-stock implied vol of the S&P 500 constituents)",
     columns=("date", "vixeq"),
@@ -274,6 +290,7 @@ DTB3 = DailySpec(
 )
 DTB3_EXT = DailySpec(
     key="dtb3_ext",
+    required=False,
     path="rates/dtb3_daily_2000_2026.csv",
     description="FRED DTB3 second copy; extends rates/dtb3_daily.csv after its last date",
     columns=("date", "dtb3"),
@@ -287,6 +304,7 @@ DTB3_EXT = DailySpec(
 )
 DFF = DailySpec(
     key="dff",
+    required=False,
     path="rates/dff_daily.csv",
     description="FRED DFF: effective federal funds rate, percent, one row per calendar day",
     columns=("date", "dff"),
@@ -315,6 +333,7 @@ def _etp(key: str, path: str, description: str, known_jumps: tuple[KnownGap, ...
         price_columns=("close",),
         known_jumps=known_jumps,
         panel_columns=(("close", f"{key}_close"),),
+        required=False,
     )
 
 
@@ -330,6 +349,7 @@ SVIX = _etp("svix", "vix_etps/svix_close_adjusted.csv", "Volatility Shares SVIX 
 UVIX = _etp("uvix", "vix_etps/uvix_close_adjusted.csv", "Volatility Shares UVIX (2x short-term VIX futures) close")
 VXX_A = DailySpec(
     key="vxx_a",
+    required=False,
     path="vix_etps/vxx_series_a_2009_2017_yahoo.csv",
     description="original iPath VXX (series A), Yahoo; 'close' is raw (x4 jumps at reverse splits), "
     "'adj_close' is split-adjusted as of 2017-01 and is what the panel uses",

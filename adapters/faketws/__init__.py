@@ -7,26 +7,11 @@
 See docs/ib-test-server.md.
 """
 
-from .book import (
-    BAG_CONID,
-    SPX_CONID,
-    VIX_CONID,
-    ContractSpec,
-    ContractUniverse,
-    DefaultQuoteProvider,
-    FillAll,
-    FillDecision,
-    FillPartial,
-    FillPolicy,
-    MarketableFill,
-    NeverFill,
-    Quote,
-    Reject,
-    bs_price,
-    implied_vol,
-    third_friday,
-    vx_expiry,
-)
+from .contracts import BAG_CONID, SPX_CONID, VIX_CONID, ContractSpec, ContractUniverse
+from .expiries import third_friday, vx_expiry
+from .fills import FillAll, FillDecision, FillPartial, FillPolicy, MarketableFill, NeverFill, Reject
+from .pricing import bs_price, implied_vol
+from .quotes import DefaultQuoteProvider, Quote
 
 
 def __getattr__(name: str):

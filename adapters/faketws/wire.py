@@ -106,6 +106,7 @@ class OUT:
     ACCOUNT_UPDATE_MULTI_END = 74
     SECURITY_DEFINITION_OPTION_PARAMETER = 75
     SECURITY_DEFINITION_OPTION_PARAMETER_END = 76
+    SYMBOL_SAMPLES = 79
     TICK_REQ_PARAMS = 81
     PNL = 94
     PNL_SINGLE = 95
@@ -157,6 +158,7 @@ OUT_ALIASES: dict[str, int] = {
     "accountUpdateMultiEnd": 74,
     "securityDefinitionOptionParameter": 75,
     "securityDefinitionOptionParameterEnd": 76,
+    "symbolSamples": 79,
     "tickReqParams": 81,
     "completedOrder": 101,
     "completedOrdersEnd": 102,
@@ -343,3 +345,21 @@ class FieldReader:
 
     def skip(self, n: int = 1) -> None:
         self.pos += n
+
+
+def read_contract(r: FieldReader) -> dict:
+    """The 12 contract fields most requests start with, under ib_async's names."""
+    return {
+        "conId": r.int(),
+        "symbol": r.str(),
+        "secType": r.str(),
+        "lastTradeDateOrContractMonth": r.str(),
+        "strike": r.float(0.0) or 0.0,
+        "right": r.str(),
+        "multiplier": r.str(),
+        "exchange": r.str(),
+        "primaryExchange": r.str(),
+        "currency": r.str(),
+        "localSymbol": r.str(),
+        "tradingClass": r.str(),
+    }

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.ib.errors import ErrorKind, classify
 from config.daemon import IBSettings
 

@@ -1,6 +1,6 @@
 """The alvh daemon: the replay engine's Kernel and strategies, unchanged, trading an IB paper account.
 
-Wiring: EventBus + Kernel + the configured strategies (strategies.wiring.build_kernel, the same
+Wiring: EventBus + Kernel + the configured strategies (config.wiring.build_kernel, the same
 objects replay runs) + IBBroker (the kernel's broker) + the SQLite state store.
 
 Life cycle
@@ -44,7 +44,7 @@ from typing import Any
 
 import structlog
 
-from adapters.cli.logs import mask
+from adapters.ib.accounts import mask
 from adapters.ib.broker import IBBroker
 from adapters.ib.connection import Connection, FatalConnectionError
 from adapters.ib.contracts import ContractResolver
@@ -53,6 +53,7 @@ from adapters.live import crashpoint
 from adapters.live.scheduler import Job, SessionScheduler, in_reset_window, plan_session
 from adapters.live.state import StateStore
 from config.daemon import DaemonParams, ScheduleParams
+from config.wiring import build_kernel, build_strategies
 from engine.clock import ET, WallClock
 from engine.events import Event, MarketQuotes, MarketSnapshot, OrderState, OrderStatusEvent, Phase
 from engine.execution import ExecutionSimulator
@@ -60,7 +61,6 @@ from engine.instruments import Equity, FutureContract, OptionContract
 from engine.kernel import Kernel
 from engine.ledger import Ledger
 from engine.strategy import Strategy
-from strategies.wiring import build_kernel, build_strategies
 
 log = structlog.get_logger("alvh.daemon")
 

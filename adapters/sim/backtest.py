@@ -12,9 +12,9 @@ import pandas as pd
 from adapters.sim.broker import SimulatedBroker
 from adapters.sim.replay import HistoricalReplay
 from config.settings import RunConfig
+from config.wiring import build_kernel
 from engine.metrics import Summary, summarize
 from engine.strategy import Strategy
-from strategies.wiring import build_kernel
 
 FILL_COLUMNS = ["date", "time", "book", "intent_id", "purpose", "instrument", "quantity", "price", "commission"]
 
@@ -44,6 +44,20 @@ class BacktestResult:
             "total_commissions": float(self.fills["commission"].sum()) if len(self.fills) else 0.0,
             "rejected_orders": len(self.rejections),
             "interest": float(self.equity["interest"].iloc[-1]) if len(self.equity) else 0.0,
+            **self.pnl_split(),
+        }
+
+    def pnl_split(self) -> dict:
+        """Where the money came from: starting -> final equity = each book's P&L (after its commissions and
+        fees) + interest on cash. Spread and slippage are inside the fill prices, so inside the books' P&L."""
+        eq = self.equity
+        start = float(self.config.run.initial_equity)
+        books = [c.removeprefix("pnl_") for c in eq.columns if c.startswith("pnl_")]
+        fees = self.fills.groupby("book")["commission"].sum() if len(self.fills) else pd.Series(dtype=float)
+        return {
+            "start_equity": start,
+            "book_pnl": {b: float(eq[f"pnl_{b}"].iloc[-1]) if len(eq) else 0.0 for b in books},
+            "book_commissions": {b: float(fees.get(b, 0.0)) for b in books},
         }
 
 
@@ -90,27 +104,44 @@ def write_outputs(result: BacktestResult, out: Path) -> list[Path]:
     return written
 
 
+BOOK_LABELS = {"condor": "condor book", "hedge": "hedge"}
+
+
 def format_summary(result: BacktestResult) -> str:
     s = result.summary
     t = result.totals()
     pct = lambda x: "n/a" if not math.isfinite(x) else f"{x * 100:.2f}%"
     num = lambda x: "n/a" if not math.isfinite(x) else f"{x:.2f}"
+    signed = lambda x: f"{x:+,.0f}"
+    start, gain = t["start_equity"], s.final_equity - t["start_equity"]
     rows = [
         ("period", f"{s.start} .. {s.end}"),
-        ("final equity", f"{s.final_equity:,.0f}"),
-        ("total return", pct(s.total_return)),
+        ("starting equity", f"{start:,.0f}"),
+        ("final equity", f"{s.final_equity:,.0f}  ({signed(gain)}, {gain / start * 100:+.2f}%)"),
+    ]
+    for book, pnl in t["book_pnl"].items():   # each book's trading P&L, its commissions and fees, the net
+        fees = t["book_commissions"][book]
+        detail = f"{signed(pnl)}  ({signed(pnl + fees)} trading, {signed(-fees)} commissions and fees)"
+        rows.append((f"  {BOOK_LABELS.get(book, book)}", detail))
+    rows.append(("  interest on cash", signed(t["interest"])))
+    other = gain - sum(t["book_pnl"].values()) - t["interest"]
+    if abs(other) >= 0.5:   # the ledger keeps equity = start + books + interest: anything else is a defect to see
+        rows.append(("  unexplained", signed(other)))
+    uw_end = f"back at the peak {s.under_water_to}" if s.under_water_to else "not back at the peak by the end"
+    rows += [
         ("CAGR", pct(s.cagr)),
         ("volatility", pct(s.volatility)),
         ("max drawdown", f"{pct(s.max_drawdown)} (peak {s.dd_peak}, trough {s.dd_trough}, recovered {s.dd_recovery or 'not yet'})"),
+        ("longest under water", f"{s.under_water_days:,} trading days (~{s.under_water_days / 252:.1f} years) from the "
+                                f"peak of {s.under_water_from or '-'}, {uw_end}"
+         if s.under_water_days else "never below a previous peak"),
         ("Sharpe", num(s.sharpe)),
         ("Sortino", num(s.sortino)),
         ("Calmar", num(s.calmar)),
         ("worst month", pct(s.worst_month)),
-        ("days under water", str(s.days_under_water)),
         ("trades", str(t["trades"])),
         ("win rate", pct(t["win_rate"])),
-        ("total costs", f"{t['total_commissions']:,.0f} commissions+fees (spread cost is inside fill prices)"),
-        ("interest earned", f"{t['interest']:,.0f}"),
+        ("costs", f"{t['total_commissions']:,.0f} commissions and fees (spread and slippage are inside fill prices)"),
         ("rejected orders", str(t["rejected_orders"])),
     ]
     w = max(len(k) for k, _ in rows)

@@ -53,7 +53,15 @@ from strategies.alvh.instruments import (
     rounding_error,
 )
 from strategies.alvh.layers import ActivationMode, LayerSchedule, Trigger, activation_levels
-from strategies.alvh.signals import GateParams, Gates, read_signal, validate_signal
+from strategies.alvh.signals import (
+    GATE_SERIES,
+    GateParams,
+    Gates,
+    read_signal,
+    signal_series,
+    validate_signal,
+)
+from strategies.needs import SeriesNeed, merge_needs
 
 log = structlog.get_logger("alvh.hedge")
 
@@ -105,6 +113,25 @@ class AlvhParams(Params):
         if sum(layer.weight for layer in self.layers) <= 0:
             raise ValueError("layers: weights must not all be zero")
         return self
+
+    def needs(self) -> list[SeriesNeed]:
+        """The trigger signal's series, the gates' series, VIX (the budget's trailing regressions) and each
+        layer's instrument: VX settlements for futures, blends and VIX options; an ETP's closes where they
+        exist (before that, and below min_shares, the layer holds the blend the ETP tracks)."""
+        out = [SeriesNeed(s, f"the hedge signal '{self.signal}'") for s in signal_series(self.signal)]
+        for gate in self.gates.use:
+            out += [SeriesNeed(s, f"the hedge gate '{gate}'") for s in GATE_SERIES[gate]]
+        out.append(SeriesNeed("vix", f"the hedge budget '{self.budget.reading}'"))
+        for lp in self.layers:
+            inst = lp.instrument
+            why = f"hedge layer '{lp.name}' ({inst.type})"
+            if inst.type == "etp":
+                out.append(SeriesNeed(f"etp:{inst.symbol}", why, whole_window=False))
+                if inst.fallback != "none":
+                    out.append(SeriesNeed("vx", why + " falls back to a VX blend"))
+            else:
+                out.append(SeriesNeed("vx", why))
+        return merge_needs(out)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from engine.events import MarketSnapshot, Phase
 from engine.params import Params
 
 SIGNAL_KINDS = ("vix", "vx_front", "term_ratio")
+GATE_SERIES = {"macd": ("spx",), "rsi": ("spx",), "inversion": ("vix", "vix3m")}   # what each gate reads
 
 
 class GateParams(Params):
@@ -46,6 +47,15 @@ def validate_signal(name: str) -> str:
     if name in SIGNAL_KINDS or (name.startswith("series:") and len(name) > len("series:")):
         return name
     raise ValueError(f"unknown signal {name!r}; use one of {list(SIGNAL_KINDS)} or 'series:<name>'")
+
+
+def signal_series(name: str) -> tuple[str, ...]:
+    """The series a signal reads (strategies/needs.py names)."""
+    if name == "vx_front":
+        return ("vx",)
+    if name == "term_ratio":
+        return ("vix", "vix3m")
+    return (name.split(":", 1)[1],) if name.startswith("series:") else (name,)
 
 
 def read_signal(name: str, snap: MarketSnapshot) -> float:

@@ -58,15 +58,29 @@ log = structlog.get_logger("alvh.vxth")
 
 SPX_TR = Equity("SPXTR")        # the S&P 500 total-return index as the replay publishes it
 
-__all__ = ["SPX_DIVIDEND_POINTS", "SPX_TR", "SPXTotalReturn", "VXTHParams", "VXTHReplica", "quarterly_returns",
-           "vix_call_weight", "vxth_roll_dates"]
+__all__ = [
+    "SPX_DIVIDEND_POINTS",
+    "SPX_TR",
+    "VXTH_WEIGHTS",
+    "SPXTotalReturn",
+    "VXTHParams",
+    "VXTHReplica",
+    "quarterly_returns",
+    "vix_call_weight",
+    "vxth_roll_dates",
+]
 
 
-def vix_call_weight(vx_level: float, table: tuple[tuple[float, float], ...] | None = None) -> float:
+# Cboe VXTH methodology: (upper bound of the next-month VX level, share of the portfolio in 30-delta VIX calls),
+# first match wins, none above the last bound. The replica and the VXTH-style baseline hedge
+# (strategies/baselines.py) both use it.
+VXTH_WEIGHTS: tuple[tuple[float, float], ...] = ((15.0, 0.0), (30.0, 0.01), (50.0, 0.005))
+
+
+def vix_call_weight(vx_level: float, table: tuple[tuple[float, float], ...] = VXTH_WEIGHTS) -> float:
     """VXTH call weight for a VX future level: <= 15 -> 0, (15, 30] -> 1 %, (30, 50] -> 0.5 %, > 50 -> 0."""
     if not math.isfinite(vx_level):
         return 0.0
-    table = table or VXTHParams().weight_table
     for upper, w in table:
         if vx_level <= upper:
             return w
@@ -89,8 +103,7 @@ def vxth_roll_dates(start, end) -> list[dt.date]:
 class VXTHParams(Params):
     call_delta: float = Field(0.30, gt=0, lt=1)
     weight_table: tuple[tuple[float, float], ...] = Field(
-        ((15.0, 0.0), (30.0, 0.01), (50.0, 0.005), (math.inf, 0.0)),
-        description="(upper bound of the VX level, call weight), first match wins")
+        VXTH_WEIGHTS, description="(upper bound of the VX level, call weight), first match wins")
     buy_phase: Phase = Field(Phase.CLOSE, description="snapshot of the roll day at which the calls are bought "
                              "(the weight is always fixed at the open)")
     notional: float = Field(1e8, gt=0, description="starting value of the replica portfolio (USD)")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.sim.backtest import run_backtest
 from adapters.data.panel import MarketPanel
+from adapters.sim.backtest import run_backtest
 from config.settings import RunConfig
 from engine.calendar import trading_days, vix_expiry
 from strategies.hedges import build_hedge

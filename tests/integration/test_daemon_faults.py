@@ -29,10 +29,10 @@ import pytest
 
 pytest.importorskip("ib_async")
 
+from adapters.faketws import FakeTWS, NeverFill
 from adapters.live.daemon import Daemon, DaemonParams, LiveAccountRefused, ReplayClock
 from adapters.live.scheduler import Job
 from adapters.live.state import StateStore
-from adapters.faketws import FakeTWS, NeverFill
 from config.settings import RunConfig
 from engine.clock import ET
 from engine.events import MarketSnapshot, Phase

@@ -24,11 +24,11 @@ import pytest
 
 pytest.importorskip("ib_async")
 
+from adapters.data.panel import MarketPanel
 from adapters.live.daemon import daemon_params, run_paper_replay
 from adapters.live.state import StateStore
-from adapters.data.panel import MarketPanel
-from adapters.sim.replay import HistoricalReplay
 from adapters.sim.broker import SimulatedBroker
+from adapters.sim.replay import HistoricalReplay
 from config.settings import load_config
 from engine.bus import EventBus
 from engine.clock import SimulatedClock
@@ -158,7 +158,7 @@ class RecordingBroker(SimulatedBroker):
 
 
 def replay_engine_orders(cfg, panel):
-    from strategies.wiring import build_strategies
+    from config.wiring import build_strategies
 
     bus = EventBus()
     execution = ExecutionSimulator(cfg.execution)

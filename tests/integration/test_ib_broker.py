@@ -18,13 +18,13 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-from adapters.live.state import StateStore
+from adapters.faketws import FakeTWS, FillPartial, NeverFill, Quote, Reject
 from adapters.ib.broker import IBBroker, OrderParams, RiskLimits, price_path, round_net
 from adapters.ib.connection import Connection, IBSettings, Pacer, backoff_delays
 from adapters.ib.contracts import ContractResolver, instrument_from_contract
 from adapters.ib.errors import ErrorKind, classify
 from adapters.ib.marketdata import LegQuote, MarketData, MarketDataParams
-from adapters.faketws import FakeTWS, FillPartial, NeverFill, Quote, Reject
+from adapters.live.state import StateStore
 from engine.bus import EventBus
 from engine.clock import ET
 from engine.events import Event, FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase

@@ -149,5 +149,5 @@ def test_cli_bad_dates_are_one_sentence_errors(data_dir, capsys):
     assert e.value.code != 0 and "YYYY-MM-DD" in capsys.readouterr().err
     rc = main(["replay", "--start", "2030-01-01", "--end", "2031-01-01", "--data-dir", str(data_dir), "--out", ""])
     err = capsys.readouterr().err
-    assert rc == 1 and "no trading days in the data between 2030-01-01 and 2031-01-01" in err
+    assert rc == 1 and "the data does not cover 2030-01-01 .. 2031-01-01" in err and "spx_daily.csv" in err
     assert err.count("\n") == 1

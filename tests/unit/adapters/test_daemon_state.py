@@ -19,8 +19,8 @@ from adapters.live.daemon import (
     status_report,
 )
 from adapters.live.scheduler import in_reset_window, plan_session
-from config.daemon import ScheduleParams
 from adapters.live.state import StateStore, dumps, loads, order_from_dict, order_to_dict
+from config.daemon import ScheduleParams
 from config.settings import ConfigError, RunConfig
 from engine.clock import ET
 from engine.events import FillEvent, LegFill, Phase

@@ -1,4 +1,6 @@
-"""Tests for ``alvh data fetch`` (adapters/data/fetch.py, adapters/data/public_sources.py).
+"""Tests for ``alvh data fetch`` (adapters/data/fetch/, adapters/data/public_sources.py, adapters/cli/data.py).
+
+One file over 500 lines because every test shares the loopback server and its recorded vendor files.
 
 Everything runs against a ThreadingHTTPServer on 127.0.0.1 that serves small synthetic files in
 each vendor's real raw format; no outside network is used.
@@ -18,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.cli.main import main as alvh_main
 from adapters.data import fetch as F
 from adapters.data import public_sources as PS
+from adapters.data.fetch import download as D
+from adapters.data.fetch import files as FF
 
 SHARED = Path("/work/shared/data")
 NOW = datetime(2024, 2, 20, 22, 0, tzinfo=UTC)      # 17:00 New York, after the close
@@ -107,7 +112,8 @@ except ImportError:
 EXP_FEB, EXP_MAR, EXP_APR = date(2024, 2, 14), date(2024, 3, 20), date(2024, 4, 17)
 # Feb (settled), Mar (live) and Apr 2024, which the test server does not list yet.
 VX_TEST = PS.with_options(PS.CATALOGUE["vx"], start="2024-02", end="2024-04", expiry_fn=_VIX_EXPIRY, listed_days=40)
-ALL_TEST_SOURCES = [PS.CATALOGUE[n] for n in PS.CATALOGUE if n != "vx"] + [VX_TEST]
+ALL_TEST_SOURCES = ([PS.CATALOGUE[n] for n in PS.CATALOGUE if n not in ("vx", "vx_cfe", "spx")]
+                    + [VX_TEST, PS.spx_source("stooq")])
 
 IDX = "/api/global/us_indices/daily_prices/"
 VXP = "/data/us/futures/market_statistics/historical_data/VX/"
@@ -235,6 +241,14 @@ def run(cdn: CDN, dest: Path, sources, **kw) -> F.FetchReport:
     return F.fetch_all(dest, sources=sources, **opts)
 
 
+def fetch_cli(argv: list[str]) -> int:
+    """``alvh data fetch ARGV`` through the real command line; usage errors exit through argparse."""
+    try:
+        return alvh_main(["data", "fetch", *argv])
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
 def status(report: F.FetchReport) -> dict[str, str]:
     return {r.target: r.status for r in report.results}
 
@@ -328,7 +342,7 @@ def test_a_leftover_part_file_is_resumed(cdn, tmp_path):
     assert status(report) == {"skew_daily.csv": "fetched"}
     (hit,) = cdn.hits(path)
     assert hit["range"] == "bytes=100-"
-    assert json.loads((tmp_path / "skew_daily.csv.meta.json").read_text())["raw_sha256"] == F._sha256(body)
+    assert json.loads((tmp_path / "skew_daily.csv.meta.json").read_text())["raw_sha256"] == FF.sha256(body)
 
 
 def test_a_server_that_ignores_range_restarts_the_download(cdn, tmp_path):
@@ -346,8 +360,8 @@ def test_a_server_that_ignores_range_restarts_the_download(cdn, tmp_path):
 
 def test_a_404_source_is_named_others_are_fetched_and_the_exit_status_is_nonzero(cdn, tmp_path, capsys):
     cdn.routes[IDX + "VVIX_History.csv"].status = 404
-    rc = F.main_fetch(["--dest", str(tmp_path), "--quiet", "--only", "vix,vvix", "--only", "dtb3",
-                       "--base-url-override", f"*={cdn.url}", "--timeout", "2", "--no-check"])
+    rc = fetch_cli(["--dest", str(tmp_path), "--quiet", "--only", "vix,vvix", "--only", "dtb3",
+                     "--base-url-override", f"*={cdn.url}", "--timeout", "2", "--no-check"])
     err = capsys.readouterr().err
     assert rc == 1
     assert cdn.url + IDX + "VVIX_History.csv" in err and "HTTP 404" in err
@@ -360,11 +374,11 @@ def test_a_404_source_is_named_others_are_fetched_and_the_exit_status_is_nonzero
 
 def test_env_mirror_base_and_success_exit_status(cdn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(PS.ENV_BASE, cdn.url)
-    rc = F.main_fetch(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2"])
+    rc = fetch_cli(["--dest", str(tmp_path), "--only", "spx", "--no-check", "--timeout", "2", "--spx-source", "stooq"])
     out = capsys.readouterr().out
     assert rc == 0 and "1 fetched" in out
     assert cdn.hits("/q/d/l/?s=^spx&i=d")
-    assert F.main_fetch(["--dest", str(tmp_path), "--only", "nope"]) == 2
+    assert fetch_cli(["--dest", str(tmp_path), "--only", "nope"]) == 2
 
 
 def test_a_hanging_server_fails_within_a_bounded_time(cdn, tmp_path):
@@ -382,7 +396,7 @@ def test_a_hanging_server_fails_within_a_bounded_time(cdn, tmp_path):
 
 
 def test_a_trickling_server_hits_the_total_deadline(cdn, tmp_path, monkeypatch):
-    monkeypatch.setattr(F, "TOTAL_TIMEOUT_FACTOR", 2)      # deadline = 2 x 0.25 s
+    monkeypatch.setattr(D, "TOTAL_TIMEOUT_FACTOR", 2)      # deadline = 2 x 0.25 s
     path = IDX + "VIX9D_History.csv"
     cdn.routes[path].trickle = 0.02                         # ~1.3 KB/s: each read is quick, the body is not
     t0 = time.monotonic()
@@ -484,7 +498,7 @@ def test_check_data_errors_are_reported(cdn, tmp_path, monkeypatch):
         seen.append(Path(data_dir))
         return types.SimpleNamespace(ok=False, warnings=["vix_daily.csv: 3 OHLC rows inconsistent"], errors=[
             Err("vix_daily.csv", 2, "close is NaN"), Err("events/fomc_dates_2015_2026.csv", None, "file is missing"),
-            Err("vx_futures/VX_2008-03.csv", None, "contract file is missing"),
+            Err("vix_etps/vxx_close_adjusted.csv", None, "file not found"),
             Err("vx_futures/VX_2024-03.csv", None, "contract file is missing")])
 
     fake = types.ModuleType("adapters.data.panel")
@@ -494,7 +508,7 @@ def test_check_data_errors_are_reported(cdn, tmp_path, monkeypatch):
     assert seen == [tmp_path]
     assert report.check_ok is False
     assert report.check_errors == ["vix_daily.csv: close is NaN", "vx_futures/VX_2024-03.csv: contract file is missing"]
-    assert report.unprovided == ["events/fomc_dates_2015_2026.csv", "vx_futures/VX_2008-03.csv"]
+    assert report.unprovided == ["events/fomc_dates_2015_2026.csv", "vix_etps/vxx_close_adjusted.csv"]
     assert report.check_warnings[0].startswith("2 file(s) the data check expects are not provided")
     assert report.partial and report.ok                     # --only: check errors do not fail the fetch
     full = F.FetchReport(dest=tmp_path, check_ok=False, check_errors=["x"])
@@ -553,4 +567,264 @@ def test_base_url_overrides():
     jobs = VX_TEST.downloads(PS.DEFAULT_BASES["cboe_vx"], TODAY)
     assert [j.url.rsplit("/", 1)[1] for j in jobs] == ["VX_2024-02-14.csv", "VX_2024-03-20.csv", "VX_2024-04-17.csv"]
     assert [j.optional for j in jobs] == [False, False, True]
-    assert len(PS.CATALOGUE["vx"].months(date(2026, 11, 25))) == (2027 - 2013) * 12 + 8
+    assert len(PS.CATALOGUE["vx"].months(date(2026, 11, 25))) == (2027 - 2014) * 12 + 8
+    cfe = PS.CATALOGUE["vx_cfe"].downloads(PS.DEFAULT_BASES["cboe_cfe"], TODAY)
+    assert len(cfe) == (2014 - 2004) * 12 - 4 and cfe[0].url.endswith("/volume-and-price/CFE_K04_VX.csv")
+    assert [j.target for j in cfe if j.optional] == [f"vx_futures/VX_{m}.csv" for m in
+                                                      ("2004-12", "2005-04", "2005-07", "2005-09")]
+
+
+# ----------------------------------------------------------------------------- providers, offline, flags
+
+
+def test_cfe_archive_contracts_take_their_expiry_from_the_last_row(cdn, tmp_path):
+    raw = SHARED / "vx_futures/raw/cfe_2004_2014"
+    if not raw.is_dir():
+        pytest.skip("needs the CFE originals in shared/data")
+    arch = "/resources/futures/archive/volume-and-price/"
+    for code in ("K04", "M04", "N04"):
+        cdn.routes[f"{arch}CFE_{code}_VX.csv"] = Route((raw / f"CFE_{code}_VX.csv").read_bytes())
+    src = PS.with_options(PS.CATALOGUE["vx_cfe"], end="2004-07", expiry_fn=_VIX_EXPIRY,
+                          unlisted_months=("2004-06",))
+    del cdn.routes[f"{arch}CFE_M04_VX.csv"]                  # a month CFE never listed: 404 -> unlisted
+    report = run(cdn, tmp_path, [src])
+    assert status(report) == {"vx_futures/VX_2004-05.csv": "fetched", "vx_futures/VX_2004-06.csv": "unlisted",
+                              "vx_futures/VX_2004-07.csv": "fetched"}
+    for month in ("2004-05", "2004-07"):     # the same rows and values as the normalized shared copy
+        got = [ln.split(",")[:13] for ln in lines(tmp_path / f"vx_futures/VX_{month}.csv")[1:]]
+        ref = [ln.split(",")[:13] for ln in lines(SHARED / f"vx_futures/VX_{month}.csv")[1:]]
+        assert got == ref, month
+    jul = report.results[2]
+    assert any("expiry 2004-07-14 (last trade date) differs from the rule's 2004-07-21" in n for n in jul.notes)
+    index = lines(tmp_path / "vx_futures/contracts_index.csv")
+    assert index[2].startswith("2004-07,2004-07-14,") and index[2].endswith(",True,cboe_cfe_archive,False")
+
+
+def test_cboe_close_only_spx_and_the_notice_when_neither_key_nor_yfinance(cdn, tmp_path, monkeypatch):
+    cdn.routes[IDX + "SPX_History.csv"] = Route(b"DATE,SPX\r\n01/02/2024,4742.83\r\n01/03/2024,4704.81\r\n")
+    monkeypatch.setattr(PS, "_yfinance_installed", lambda: False)
+    report = run(cdn, tmp_path, ["spx"])
+    (res,) = report.results
+    assert res.status == "fetched" and res.url == cdn.url + IDX + "SPX_History.csv"
+    assert lines(tmp_path / "spx_daily.csv") == ["date,open,high,low,close,volume", "2024-01-02,,,,4742.83,",
+                                                 "2024-01-03,,,,4704.81,"]
+    (notice,) = report.notices
+    assert notice.startswith("spx_daily.csv: Stooq needs an API key and yfinance is not installed")
+    assert "pip install 'alvh[fetch]'" in notice
+    assert "NOTE: spx_daily.csv: Stooq needs" in (tmp_path / "SOURCES.md").read_text()
+    monkeypatch.setattr(PS, "_yfinance_installed", lambda: True)
+    assert PS.spx_source("auto", {}, env={}).group == "yahoo"
+    assert PS.spx_source("auto", {"stooq": "https://stooq.com/q/d/l/?apikey=K"}, env={}).group == "stooq"
+
+
+def test_yahoo_bars_through_yfinance_are_written_to_cents(tmp_path, monkeypatch):
+    import pandas as pd
+
+    calls = []
+
+    class Ticker:
+        def __init__(self, symbol):
+            self.symbol = symbol
+
+        def history(self, **kw):
+            calls.append((self.symbol, kw))
+            idx = pd.DatetimeIndex(["2024-01-02", "2024-01-03"], tz="America/New_York")
+            return pd.DataFrame({"Open": [4745.2001953125, 4725.06982421875], "High": [4754.330078125, 4729.2900390625],
+                                 "Low": [4722.669921875, 4699.7099609375], "Close": [4742.830078125, 4704.81005859375],
+                                 "Adj Close": [4742.830078125, 4704.81005859375], "Volume": [3743050000, 3950760000]},
+                                index=idx)
+
+    monkeypatch.setitem(sys.modules, "yfinance", types.SimpleNamespace(Ticker=Ticker))
+    report = F.fetch_all(tmp_path, sources=["spx"], spx_provider="yahoo", progress=False, check=False, now=NOW)
+    (res,) = report.results
+    assert res.status == "fetched" and res.url == "yfinance:^GSPC" and not report.notices
+    assert calls == [("^GSPC", {"period": "max", "interval": "1d", "auto_adjust": False, "actions": False,
+                                "timeout": 30.0, "raise_errors": True})]
+    assert lines(tmp_path / "spx_daily.csv") == ["date,open,high,low,close,volume",
+                                                 "2024-01-02,4745.20,4754.33,4722.67,4742.83,3743050000",
+                                                 "2024-01-03,4725.07,4729.29,4699.71,4704.81,3950760000"]
+    assert json.loads((tmp_path / "spx_daily.csv.meta.json").read_text())["url"] == "yfinance:^GSPC"
+
+    def broken(self, **kw):
+        raise RuntimeError("Too Many Requests. Rate limited")
+
+    monkeypatch.setattr(Ticker, "history", broken)
+    (bad,) = F.fetch_all(tmp_path, sources=["spx"], spx_provider="yahoo", progress=False, check=False,
+                         max_age_days=0, now=NOW).failed
+    assert bad.error == "spx: yfinance:^GSPC failed: Too Many Requests. Rate limited."
+    assert lines(tmp_path / "spx_daily.csv")[2].startswith("2024-01-03,4725.07")      # the good file is kept
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]      # nothing listens here once the socket is closed
+
+
+def test_an_unreachable_network_stops_after_three_failures_with_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(PS.ENV_BASE, raising=False)
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    t0 = time.monotonic()
+    report = F.fetch_all(tmp_path, sources=["vix", "vix9d", "vix3m", "vix6m", "vvix", "skew", "dtb3", "dff",
+                                            VX_TEST], base_overrides={"*": dead}, progress=False, backoff=0.2,
+                         workers=2, now=NOW)
+    assert time.monotonic() - t0 < 60.0   # a hang guard only: the stop itself is asserted by the counts below
+    assert report.stopped.startswith("stopped after 3 downloads in a row could not reach 127.0.0.1 (")
+    assert "--base-url-override" in report.stopped and not report.ok
+    assert len(report.failed) <= 3 + 2 and all(r.unreachable for r in report.failed)
+    assert len(report.by_status("not_tried")) >= len(report.results) - 5 > 0
+    assert report.check_ok is None                            # nothing to check: the run stopped
+
+    rc = fetch_cli(["--dest", str(tmp_path / "cli"), "--base-url-override", dead, "--only", "vix,vix9d,vix3m,vix6m,skew",
+                    "--timeout", "1"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 1
+    assert sum("could not reach" in ln for ln in err) == 1
+    assert not [ln for ln in err if ln.startswith("error:")]    # no repeated connection errors
+
+
+def test_progress_lines_go_to_the_log_when_stderr_is_not_a_terminal(cdn, tmp_path, capsys):
+    rc = fetch_cli(["--dest", str(tmp_path), "--only", "vix,vvix,skew", "--base-url-override", cdn.url,
+                    "--no-check"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "alvh data fetch: 3/3 files (3 fetched)" in err.splitlines()
+    fetch_cli(["--dest", str(tmp_path), "--only", "vix", "--base-url-override", cdn.url, "--no-check", "--quiet"])
+    assert capsys.readouterr().err == ""
+
+
+def test_every_documented_flag_reaches_fetch_all(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_fetch_all(dest, **kw):
+        seen.update(kw, dest=dest)
+        return F.FetchReport(dest=dest, check_ok=True)
+
+    monkeypatch.setattr(F, "fetch_all", fake_fetch_all)
+    rc = fetch_cli(["--dest", str(tmp_path), "--only", "vix,vx", "--only", "dtb3", "--max-age", "0", "--quiet",
+                    "--timeout", "7.5", "--base-url-override", "fred=http://m/f", "--base-url-override",
+                    "http://mirror", "--no-check", "--spx-source", "cboe"])
+    assert rc == 0
+    assert seen == {"dest": tmp_path, "sources": ["vix", "vx", "dtb3"], "base_overrides": {"fred": "http://m/f",
+                    "*": "http://mirror"}, "max_age_days": 0.0, "progress": False, "timeout": 7.5, "check": False,
+                    "spx_provider": "cboe"}
+    monkeypatch.setenv("ALVH_CACHE_DIR", str(tmp_path / "c"))
+    assert fetch_cli([]) == 0 and seen["dest"] == tmp_path / "c" / "data" and seen["spx_provider"] == "auto"
+    assert seen["progress"] and seen["check"] and seen["timeout"] == 30.0 and seen["max_age_days"] == 1.0
+    capsys.readouterr()
+    assert fetch_cli(["--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "CFE_<month letter><YY>_VX.csv" in listing and "yfinance:^GSPC  (--spx-source yahoo)" in listing
+    for bad in (["--timeout", "0"], ["--max-age", "-1"], ["--only", "vix,nope"], ["--spx-source", "google"],
+                ["--base-url-override", "nonsense"]):
+        assert fetch_cli(bad) == 2, bad
+
+
+# ----------------------------------------------------------------------------- an empty directory to a replay
+
+E2E_TODAY = date(2025, 6, 30)
+MONTH_ABBR = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _shared_rows(rel: str, until: str) -> list[dict[str, str]]:
+    import csv
+
+    with open(SHARED / rel, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r[next(iter(r))] <= until]
+
+
+def _us_iso(iso: str) -> str:
+    y, m, d = iso.split("-")
+    return f"{m}/{d}/{y}"
+
+
+def recorded_public_sources(until: str) -> dict[str, bytes]:
+    """The public files as their vendors publish them, rebuilt from the shared copies (rows up to
+    ``until``): Cboe's ``*_History.csv`` (``MM/DD/YYYY``; SPX as ``DATE,SPX`` closes), FRED's
+    ``observation_date,<ID>``, the CDN's per-contract VX files with Cboe's label, and CFE's archive
+    files, which are the shared raw CFE originals byte for byte."""
+    out: dict[str, bytes] = {}
+
+    def put(path: str, header: str, rows: list[str]) -> None:
+        out[path] = ("\r\n".join([header, *rows]) + "\r\n").encode()
+
+    for name, rel, cols in (("VIX", "vix_daily.csv", "open,high,low,close"), ("VIX9D", "vix9d_daily.csv", None),
+                            ("VIX3M", "vix3m_daily.csv", None), ("VIX6M", "vix6m_daily.csv", None),
+                            ("VVIX", "vvix_daily.csv", "vvix"), ("SKEW", "skew_daily.csv", "skew")):
+        cols = (cols or "open,high,low,close").split(",")
+        put(IDX + f"{name}_History.csv", "DATE," + ",".join(c.upper() for c in cols),
+            [",".join([_us_iso(r["date"]), *(r[c] for c in cols)]) for r in _shared_rows(rel, until)])
+    put(IDX + "SPX_History.csv", "DATE,SPX",
+        [f"{_us_iso(r['date'])},{r['close']}" for r in _shared_rows("spx_daily.csv", until) if r["date"] >= "1985"])
+    dtb3 = _shared_rows("rates/dtb3_daily.csv", until)
+    dtb3 += [r for r in _shared_rows("rates/dtb3_daily_2000_2026.csv", until) if r["date"] > dtb3[-1]["date"]]
+    put("/graph/fredgraph.csv?id=DTB3", "observation_date,DTB3", [f"{r['date']},{r['dtb3']}" for r in dtb3])
+    put("/graph/fredgraph.csv?id=DFF", "observation_date,DFF",
+        [f"{r['date']},{r['dff']}" for r in _shared_rows("rates/dff_daily.csv", until)])
+
+    raw_cols = ["open", "high", "low", "close", "settle", "change", "total_volume", "efp", "open_interest"]
+    for f in sorted((SHARED / "vx_futures").glob("VX_*.csv")):
+        y, m = (int(x) for x in f.stem[3:].split("-"))
+        code = "FGHJKMNQUVXZ"[m - 1]
+        if y < 2014:
+            out[f"/resources/futures/archive/volume-and-price/CFE_{code}{y % 100:02d}_VX.csv"] = (
+                SHARED / f"vx_futures/raw/cfe_2004_2014/CFE_{code}{y % 100:02d}_VX.csv").read_bytes()
+            continue
+        rows = _shared_rows(f"vx_futures/{f.name}", until)
+        if rows:
+            label = f"{code} ({MONTH_ABBR[m - 1]} {y})"
+            put(VXP + f"VX_{str(_VIX_EXPIRY(y, m))[:10]}.csv", "Trade Date,Futures,Open,High,Low,Close,Settle,Change,"
+                "Total Volume,EFP,Open Interest", [",".join([r["trade_date"], label, *(r[c] for c in raw_cols)])
+                                                   for r in rows])
+    return out
+
+
+@pytest.mark.skipif(not (SHARED / "vx_futures/raw/cfe_2004_2014").is_dir(), reason="needs shared/data")
+def test_an_empty_directory_becomes_one_the_alvh_replay_accepts(cdn, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from adapters.data import check_data, load_panel
+    from adapters.sim.backtest import run_backtest
+    from config.settings import load_config
+
+    cdn.routes.clear()
+    cdn.routes.update({p: Route(b) for p, b in recorded_public_sources(E2E_TODAY.isoformat()).items()})
+    dest = tmp_path / "data"
+    report = F.fetch_all(dest, base_overrides={"*": cdn.url}, spx_provider="cboe", progress=False,
+                         backoff=0.01, today=E2E_TODAY, now=datetime(2025, 6, 30, 22, 0, tzinfo=UTC))
+    assert not report.failed and not report.stopped, [r.error for r in report.failed][:3]
+    assert report.check_ok and report.ok and not report.check_errors, report.check_errors[:3]
+    unlisted = {r.target for r in report.by_status("unlisted")}
+    assert unlisted == {f"vx_futures/VX_{m}.csv" for m in ("2004-12", "2005-04", "2005-07", "2005-09", "2026-03")}
+    assert check_data(dest).ok
+
+    panel = load_panel(dest, cache_dir=tmp_path / "cache")
+    ref = load_panel(SHARED, cache_dir=tmp_path / "cache-shared")
+    window = slice("2006-01-03", E2E_TODAY.isoformat())
+    got, want = panel.daily.loc[window], ref.daily.loc[window]
+    for col in ("spx_close", "vix_close", "vix_open", "vix9d_close", "vix6m_close", "vvix_close", "skew_close",
+                "rate_tbill", "dff"):
+        pd.testing.assert_series_equal(got[col], want[col], check_freq=False, obj=col)
+    # VIX3M: Cboe's history starts 2009-09-18; shared/data back-fills it from Yahoo's VXV, which is not fetched
+    assert got.loc[:"2009-09-17", "vix3m_close"].isna().all()
+    pd.testing.assert_series_equal(got.loc["2009-09-18":, "vix3m_close"], want.loc["2009-09-18":, "vix3m_close"],
+                                   check_freq=False)
+    assert got[["spx_close", "vix_close", "rate_tbill"]].notna().all().all()
+    assert got["spx_open"].isna().all()                      # Cboe publishes SPX closes only
+    assert got["vxx_close"].isna().all() and not len(panel.events["fomc"])   # optional, not fetched
+
+    dates, expiries, settle = panel.vx_matrix()
+    rdates, rexp, rsettle = ref.vx_matrix()
+    common = np.intersect1d(expiries, rexp)
+    rows = dates <= pd.Timestamp(E2E_TODAY)
+    np.testing.assert_array_equal(settle[rows][:, np.searchsorted(expiries, common)],
+                                  rsettle[rdates <= pd.Timestamp(E2E_TODAY)][:, np.searchsorted(rexp, common)])
+    assert len(common) == len(expiries) == 258               # 2004-05 .. 2026-02, less four never-listed months
+
+    cfg = load_config("config/alvh.toml")
+    res = run_backtest(cfg, panel, start="2008-09-02", end="2008-12-31")
+    assert len(res.trades) > 0 and res.equity["equity"].notna().all()
+    assert {"condor", "hedge"} <= set(res.fills["book"])     # the VIX layers traded on the fetched VX curve

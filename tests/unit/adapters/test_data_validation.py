@@ -406,9 +406,44 @@ def test_load_panel_reports_nan_in_real_file(real_copy, tmp_path):
 
 
 @needs_real
-def test_load_panel_missing_file(real_copy, tmp_path):
+def test_load_panel_missing_required_file(real_copy, tmp_path):
     d = _fresh_copy(real_copy, tmp_path)
-    (d / "skew_daily.csv").unlink()
+    (d / "rates/dtb3_daily.csv").unlink()
     with pytest.raises(DataError) as ei:
         load_panel(d, cache_dir=tmp_path / "cache")
-    assert ei.value.file == "skew_daily.csv" and "file not found" in str(ei.value)
+    assert ei.value.file == "rates/dtb3_daily.csv" and "file not found" in str(ei.value)
+
+
+@needs_real
+def test_missing_optional_files_leave_nan_columns_and_a_note(real_copy, tmp_path):
+    d = _fresh_copy(real_copy, tmp_path)
+    for rel in ("skew_daily.csv", "vix_etps/vxx_close_adjusted.csv", "events/fomc_dates_2015_2026.csv",
+                "spx_daily_2016_2026.csv"):
+        (d / rel).unlink()
+    panel = load_panel(d, cache_dir=tmp_path / "cache")
+    assert panel.daily["skew_close"].isna().all() and panel.daily["vxx_close"].isna().all()
+    assert panel.daily["vix_close"].notna().all() and panel.daily["vixy_close"].notna().any()
+    assert panel.daily.index[-1] == pd.Timestamp("2026-03-13")       # spx_daily.csv alone (no extension)
+    assert panel.events["fomc"].max() < pd.Timestamp("2015-01-01")    # only the pre-2015 list is left
+    assert any(n.startswith("skew_daily.csv: optional file not present") for n in panel.notes)
+    rep = check_data(d)
+    assert rep.ok, rep.errors[:3]
+
+
+@needs_real
+def test_a_close_only_spx_file_is_accepted_with_nan_opens(real_copy, tmp_path):
+    d = _fresh_copy(real_copy, tmp_path)
+    p = d / "spx_daily.csv"
+    rows = [ln.split(",") for ln in p.read_text().splitlines()]
+    p.write_text("\n".join([",".join(rows[0])] + [f"{r[0]},,,,{r[4]}," for r in rows[1:]]) + "\n")
+    panel = load_panel(d, cache_dir=tmp_path / "cache")
+    before = panel.daily.loc[:"2026-03-13"]
+    assert before["spx_open"].isna().all() and before["spx_close"].notna().all()
+    assert panel.daily.loc["2026-03-16", "spx_open"] > 0                  # the extension file has opens
+    assert any("open is empty on every row" in n for n in panel.notes)
+    # a column that is only partly empty is still an error
+    rows = p.read_text().splitlines()
+    rows[-1] = rows[-1].split(",")[0] + ",1.0,,,6600.0,"
+    p.write_text("\n".join(rows) + "\n")
+    rep = check_data(d)
+    assert any(e.file == "spx_daily.csv" and "open is NaN" in str(e) for e in rep.errors)

@@ -4,7 +4,8 @@ import sys
 
 import structlog
 
-from adapters.cli.logs import configure_logging, mask, redact_text
+from adapters.cli.logs import configure_logging
+from adapters.ib.accounts import mask, redact_text
 
 
 def test_mask_and_redaction_of_account_ids():

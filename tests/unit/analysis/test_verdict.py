@@ -13,6 +13,7 @@ from analysis.episodes import (
     DetectRule,
     Episode,
     classify,
+    classify_phases,
     detect_spikes,
     load_episodes,
     reduction_pct,
@@ -51,6 +52,66 @@ def test_window_change_uses_the_day_before_the_window():
                                      (-300.0, "made it worse"), (math.nan, "n/a")])
 def test_classification_against_the_claim(red, cls):
     assert classify(red, ClaimBands()) == cls
+
+
+@pytest.mark.parametrize("phases,cls", [
+    ([36, 50, 40], "held on every phase"), ([35.0], "held on every phase"),
+    ([-28, 43, 10], "held on some phases"), ([34.9, 35.0], "held on some phases"),
+    ([20, 30, -5], "held on no phase"), ([0.0, 34.99], "held on no phase"),
+    ([-1, -135], "worse on every phase"),
+    ([math.nan, 40], "held on every phase"), ([math.nan], "n/a"), ([], "n/a"),
+])
+def test_classification_over_the_ladder_phases(phases, cls):
+    """2022 with a range of -28%..+43% is 'held on some phases', never 'exceeded'."""
+    assert classify_phases(phases, ClaimBands()) == cls
+
+
+def fake_run(scenario, ladder, dd_full, episodes, equity=None):
+    m = {"cagr": 0.01, "sharpe": 0.1, "calmar": 0.1, "max_drawdown": dd_full, "dd_peak": "2008-01-02",
+         "dd_trough": "2009-03-09", "final_equity": 1e6, "hedge_pnl": 0.0, "condor_pnl": 0.0,
+         "hedge_net_pct_yr": -1.0, "hedge_carry_pct_yr": 1.5, "hedge_fills": 1, "hedge_commissions": 1.0,
+         "rejected_orders": 0, "wall_seconds": 1.0,
+         "episodes": {name: {"dd": dd, "hedge_pnl": hp, "condor_pnl": cp, "start_equity": 1e6}
+                      for name, (dd, hp, cp) in episodes.items()}}
+    out = {"meta": {"scenario": scenario, "ladder": ladder}, "metrics": m}
+    if equity is not None:
+        out["equity"] = equity
+    return out
+
+
+def test_books_that_stopped_trading_or_lost_half_are_flagged_not_scored():
+    from analysis.scenarios import Scenario
+    from analysis.verdict import analyze
+
+    eps = [Episode("spike", pd.Timestamp("2020-02-19"), pd.Timestamp("2020-08-18")),
+           Episode("later", pd.Timestamp("2022-01-03"), pd.Timestamp("2022-06-30"))]
+    scs = [Scenario("unhedged", "u", None, "unhedged"), Scenario("alvh", "a", {}, "alvh"),
+           Scenario("wiped", "w", {}, "alvh"), Scenario("idle", "i", {}, "alvh")]
+    base = {"spike": (0.10, 0.0, -5e4), "later": (0.05, 0.0, -1e4)}
+    idx = pd.bdate_range("2019-01-01", "2022-12-30")
+    flat = pd.DataFrame({"equity": 1e6, "pnl_condor": np.r_[np.arange(300.0), np.full(len(idx) - 300, 299.0)],
+                         "pnl_hedge": 0.0}, index=idx)
+    results = []
+    for lad in (0, 1):
+        results.append(fake_run("unhedged", lad, 0.12, base))
+        results.append(fake_run("alvh", lad, 0.11, {"spike": (0.06 if lad else 0.05, 1e4, -4e4),
+                                                     "later": (0.0, 0.0, 0.0)}))
+        results.append(fake_run("wiped", lad, 0.8 if lad else 0.3, {"spike": (0.02, 1e4, -1e4), "later": (0.01, 1, 1)}))
+        results.append(fake_run("idle", lad, 0.1, {"spike": (0.05, 1, 1), "later": (0.05, 1, 1)},
+                                equity=flat if lad == 0 else None))
+    res = analyze(results, scs, eps, ClaimBands(), "alvh")
+    t = res.episode_table.set_index(["scenario", "episode"])
+    assert t.loc[("alvh", "spike"), "class"] == "held on every phase"      # 50% and 40%
+    assert t.loc[("alvh", "spike"), "phases_held"] == 2
+    later = t.loc[("alvh", "later")]          # no P&L at all in the window: not a 100% reduction
+    assert later["class"] == "not scored" and "not trading" in later["flag"]
+    wiped = t.loc[("wiped", "spike")]         # one phase lost 80%: every episode of the scenario is unscored
+    assert wiped["class"] == "not scored" and "lost more than half its equity on 1 of 2" in wiped["flag"]
+    assert "stopped trading" in t.loc[("idle", "spike"), "flag"]
+    tally = res.tally.set_index("scenario")
+    assert tally.loc["alvh", ["held_every", "not_scored", "episodes"]].tolist() == [1, 1, 2]
+    assert tally.loc["wiped", "not_scored"] == 2 and tally.loc["wiped", "flag"]
+    assert tally.loc["alvh", "cost_pct_yr"] == pytest.approx(1.0)
 
 
 def test_reduction_pct():
@@ -133,19 +194,30 @@ def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
     for s in ("alvh", "alvh_equity", "vxth"):
         r = mar.loc[s]
         assert r["reduction_pct"] == pytest.approx(100 * (r.dd_unhedged_pct - r.dd_pct) / r.dd_unhedged_pct)
-        assert r["class"] == classify(r["reduction_pct"])
+        assert r["class_main"] == classify(r["reduction_pct"])
+        assert r["class"] == classify_phases([r["range_low"], r["range_high"]])
         assert r["range_low"] <= r["reduction_pct"] + 1e-9 <= r["range_high"] + 2e-9
     assert res.meta["ladders"] == 2 and len(res.verdict) >= 1
     text = console_report(res)
     assert "Mar 2020" in text and "claim" in text
+    first_screen = text.splitlines()[:20]        # the answer, the tally with the cost, the headline chart
+    assert first_screen[2].startswith("Answer: the claimed 35-40% cut")
+    assert any(ln.startswith("alvh [default]") for ln in first_screen)
+    assert any("cost/yr %" in ln for ln in first_screen) and "Headline chart: plots/reductions.png" in first_screen
     out = write_report(res, tmp_path / "v")
     names = {p.name for group in out.values() for p in group}
     assert {"episodes.csv", "full_period.csv", "verdict.json", "verdict.html", "reductions.png",
             "activations.png", "equity_full.png", "episode_mar_2020.png"} <= names
     doc = json.loads((tmp_path / "v" / "verdict.json").read_text())
     assert doc["verdict"] and doc["meta"]["runs"] == 8
+    assert list(doc)[:3] == ["answer", "tally", "headline_chart"]            # the answer first
+    assert {r["scenario"] for r in doc["tally"]} == {"alvh", "alvh_equity", "vxth"}
     page = (tmp_path / "v" / "verdict.html").read_text()
     assert page.count("data:image/png;base64,") == len(out["plots"])
+    # first screen: the answer, then the tally table (with the cost), then the headline chart
+    assert page.index("Answer:") < page.index("class='tally'") < page.index("cost/yr %") < page.index("headline:")
+    assert page.index("headline:") < page.index("<h2>")
+    assert (tmp_path / "v" / "verdict.html").stat().st_size <= 2_000_000
     assert "<img" in page and "src=\"plots/" not in page          # self-contained
     for p in out["plots"]:
         assert Path(p).stat().st_size > 10_000

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -246,17 +245,3 @@ def test_listed_expiries_against_real_chain_snapshots():
             ours = {(e.date, e.root) for e in listed_expiries(day, horizon) if e.date > day}
             theirs = {x for x in chain if day < x[0] <= day + pd.Timedelta(days=horizon)}
             assert len(ours ^ theirs) <= max_diff, (f.name, horizon, sorted(ours ^ theirs))
-
-
-def test_listed_expiries_speed():
-    days = list(trading_days("2006-01-01", "2025-12-31"))
-    listed_expiries(days[0], 60)  # build the schedule once
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(2):            # ~10,000 calls, as in a 20-year daily replay
-        for d in days:
-            listed_expiries(d, 60)
-            n += 1
-    per_call = (time.perf_counter() - t0) / n
-    assert n >= 10_000
-    assert per_call < 20e-6, f"{per_call * 1e6:.1f} us per call"

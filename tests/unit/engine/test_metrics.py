@@ -18,6 +18,19 @@ def test_max_drawdown_hand_checked():
     assert time_under_water(eq) == 3
 
 
+def test_longest_time_under_water_has_its_dates():
+    from engine.metrics import longest_under_water
+
+    eq = series([100, 90, 101, 95, 94, 96, 99, 100, 102, 98])
+    uw = longest_under_water(eq)                       # 101 on day 2, under it on days 3-7, back above on day 8
+    assert (uw.days, uw.peak, uw.recovery) == (5, eq.index[2], eq.index[8])
+    tail = longest_under_water(series([100, 120, 110, 105, 100, 90]))
+    assert (tail.days, tail.peak, tail.recovery) == (4, eq.index[1], None)     # not back by the end
+    assert longest_under_water(series([1, 2, 3])).days == 0
+    s = summarize(eq)
+    assert (s.under_water_days, s.under_water_from, s.under_water_to) == (5, "2020-01-03", "2020-01-13")
+
+
 def test_cagr_doubling_in_two_years():
     idx = pd.to_datetime(["2020-01-01", "2022-01-01"])
     assert cagr(pd.Series([100.0, 200.0], index=idx)) == pytest.approx(2 ** (365.25 / 731) - 1, rel=1e-9)

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from strategies.hedges import build_hedge, parse_hedge
 from strategies.alvh.budget import BudgetParams, TrailingBetas, layer_target
 from strategies.alvh.instruments import ExpiryBook, basket_quantities, rounding_error, sessions_left
 from strategies.alvh.layers import LayerSchedule, Trigger, activation_levels
 from strategies.alvh.signals import Macd, Rsi
-from strategies.baselines import VXTH_TABLE, vxth_weight
+from strategies.benchmarks.vxth import VXTH_WEIGHTS, vix_call_weight
+from strategies.hedges import build_hedge, parse_hedge
 
 
 def run(trigger: Trigger, path, gates=None):
@@ -207,8 +207,8 @@ def test_sessions_left_counts_nyse_sessions_up_to_expiry():
 @pytest.mark.parametrize("vx,w", [(12.0, 0.0), (15.0, 0.0), (15.01, 0.01), (22.0, 0.01), (30.0, 0.01),
                                   (30.01, 0.005), (50.0, 0.005), (50.01, 0.0), (80.0, 0.0), (math.nan, 0.0)])
 def test_vxth_weight_table(vx, w):
-    assert vxth_weight(vx) == w
-    assert VXTH_TABLE == ((15.0, 30.0, 0.01), (30.0, 50.0, 0.005))
+    assert vix_call_weight(vx) == w
+    assert VXTH_WEIGHTS == ((15.0, 0.0), (30.0, 0.01), (50.0, 0.005))
 
 
 # ---- config --------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from engine.kernel import Kernel
 from engine.ledger import Ledger
 from engine.ports import Broker
 from engine.strategy import Strategy
-from strategies.hedges import build_hedge
+from strategies.hedges import build_hedge, parse_hedge
 from strategies.iron_condor import IronCondorBook
+from strategies.needs import SeriesNeed, merge_needs
 
 
 def build_strategies(cfg: RunConfig) -> list[Strategy]:
@@ -42,3 +43,13 @@ def build_kernel(cfg: RunConfig, make_broker: Callable[[ExecutionSimulator], Bro
                   strategies=strategies if strategies is not None else build_strategies(cfg),
                   pricing=cfg.pricing, execution=execution, margin=cfg.margin, limits=cfg.risk,
                   orders_today=orders_today, strict_settlement=strict_settlement)
+
+
+def series_needs(cfg: RunConfig) -> list[SeriesNeed]:
+    """Every market series the configured condor book and hedge read (strategies/needs.py). A daemon
+    `strategy_factory` builds other strategies: those declare nothing here."""
+    groups = [cfg.condor.needs()] if cfg.condor is not None else []
+    hedge = parse_hedge(cfg.hedge) if cfg.hedge is not None else None
+    if hedge is not None:
+        groups.append(hedge.needs())
+    return merge_needs(*groups)
