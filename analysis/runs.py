@@ -34,10 +34,11 @@ def make_task(cfg_dict: dict, hedge: dict | None, *, task_id: str, condor_overri
     }
 
 
-def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf) -> dict:
-    """Full-period and per-episode numbers from a run's equity frame."""
+def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf, summary=None) -> dict:
+    """Full-period and per-episode numbers from a run's equity frame (`summary`: summarize(equity, rf) when the
+    caller has it already)."""
     equity = eq["equity"]
-    s = summarize(equity, rf)
+    s = summary if summary is not None else summarize(equity, rf)
     hedge = eq["pnl_hedge"] if "pnl_hedge" in eq else pd.Series(0.0, index=eq.index)
     condor = eq["pnl_condor"] if "pnl_condor" in eq else pd.Series(0.0, index=eq.index)
     daily = hedge.diff().fillna(hedge.iloc[0] if len(hedge) else 0.0) / equity.shift(1).fillna(equity.iloc[0])
@@ -77,7 +78,7 @@ def run_task(task: dict, data_dir: str) -> dict:
     cfg = RunConfig.model_validate({**task["config"], "hedge": task.get("hedge") or None})
     res = run_backtest(cfg, panel, start=task.get("start"), end=task.get("end"))
     rf = panel.daily.get("rate_tbill", 0.0)
-    m = run_metrics(res.equity, task.get("episodes", []), rf)
+    m = run_metrics(res.equity, task.get("episodes", []), rf, res.summary)   # run_backtest summarised it with rf
     fills = res.fills
     hf = fills[fills["book"] != "condor"] if len(fills) else fills
     m.update({

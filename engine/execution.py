@@ -5,6 +5,7 @@ Every number here is a config value with a documented default (docs/assumptions.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +57,11 @@ class ExecutionParams(Params):
 
 
 def instrument_class(inst: Instrument) -> str:
+    t = type(inst)
+    if t is OptionContract:
+        return "vix_option" if inst.root == "VIX" else "spx_option"
+    if t is FutureContract:
+        return "vx_future"
     if isinstance(inst, OptionContract):
         return "vix_option" if inst.root == "VIX" else "spx_option"
     if isinstance(inst, FutureContract):
@@ -79,43 +85,63 @@ class ExecutionSimulator:
     def __init__(self, params: ExecutionParams | None = None) -> None:
         self.params = params or ExecutionParams()
 
-    def half_spreads(self, classes: list[str], mids: np.ndarray, vix: float) -> np.ndarray:
-        p = self.params
-        stress = 1.0 + p.stress_vix_k * max(0.0, (vix - 20.0) / 20.0) if np.isfinite(vix) else 1.0
-        out = np.empty(len(classes))
-        for i, (cls, mid) in enumerate(zip(classes, mids)):
-            s = p.spreads[cls]
-            out[i] = min(max(s.base + s.pct * abs(mid), s.min_half), s.max_half) * stress
+    @property
+    def params(self) -> ExecutionParams:
+        return self._params
+
+    @params.setter
+    def params(self, value: ExecutionParams) -> None:
+        self._params = value
+        # per class (base, pct, min_half, max_half, tick): read on every quote and fill
+        self._spread = {k: (s.base, s.pct, s.min_half, s.max_half, s.tick) for k, s in value.spreads.items()}
+
+    def _stress(self, vix: float) -> float:
+        return 1.0 + self._params.stress_vix_k * max(0.0, (vix - 20.0) / 20.0) if math.isfinite(vix) else 1.0
+
+    def half_spreads(self, classes: list[str], mids, vix: float) -> np.ndarray:
+        return np.array(self._half_spreads(classes, mids, self._stress(vix)), dtype=float)
+
+    def _half_spreads(self, classes: list[str], mids, stress: float) -> list[float]:
+        spread = self._spread
+        out = []
+        for cls, mid in zip(classes, mids):
+            base, pct, lo, hi, _ = spread[cls]
+            out.append(min(max(base + pct * abs(mid), lo), hi) * stress)
         return out
 
-    def quotes(self, instruments: list[Instrument], mids: np.ndarray, vix: float) -> list[Quote]:
+    def quotes(self, instruments: list[Instrument], mids, vix: float) -> list[Quote]:
         classes = [instrument_class(i) for i in instruments]
-        hs = self.half_spreads(classes, mids, vix)
+        hs = self._half_spreads(classes, mids, self._stress(vix))
+        spread = self._spread
         out = []
         for cls, mid, h in zip(classes, mids, hs):
-            tick = self.params.spreads[cls].tick
             bid = max(mid - h, 0.0)
-            ask = max(mid + h, tick)
+            ask = max(mid + h, spread[cls][4])
             out.append(Quote(bid, ask))
         return out
 
-    def fill_prices(self, instruments: list[Instrument], ratios: list[int], mids: np.ndarray,
+    def fill_prices(self, instruments: list[Instrument], ratios: list[int], mids,
                     vix: float) -> np.ndarray:
         """Per-leg execution prices: a buy pays above mid, a sell receives below, never below zero."""
-        p = self.params
+        return np.array(self.fill_price_list(instruments, ratios, mids, vix), dtype=float)
+
+    def fill_price_list(self, instruments: list[Instrument], ratios: list[int], mids, vix: float) -> list[float]:
+        """fill_prices() as a list of floats (the kernel's and the simulated broker's scalar path)."""
+        p = self._params
         paid = p.spread_paid_combo if len(instruments) > 1 else p.spread_paid_single
+        slip = p.slippage_ticks
         classes = [instrument_class(i) for i in instruments]
-        hs = self.half_spreads(classes, mids, vix)
-        prices = np.empty(len(instruments))
-        for i, (cls, mid, h, ratio) in enumerate(zip(classes, mids, hs, ratios)):
-            tick = p.spreads[cls].tick
-            adj = paid * h + p.slippage_ticks * tick
+        hs = self._half_spreads(classes, mids, self._stress(vix))
+        spread = self._spread
+        prices = []
+        for cls, mid, h, ratio in zip(classes, mids, hs, ratios):
+            adj = paid * h + slip * spread[cls][4]
             px = mid + adj if ratio > 0 else mid - adj
-            prices[i] = max(px, 0.0)
+            prices.append(max(px, 0.0))
         return prices
 
     def commission(self, instruments: list[Instrument], quantities: list[int]) -> float:
-        c = self.params.costs
+        c = self._params.costs
         total = 0.0
         for inst, qty in zip(instruments, quantities):
             n = abs(qty)

@@ -27,13 +27,23 @@ from engine.execution import ExecutionSimulator
 from engine.instruments import FutureContract, OptionContract
 from engine.ledger import Ledger
 from engine.limits import RiskGate, RiskLimits
-from engine.marketmodel import MarketModel, PricingParams
+from engine.marketmodel import MarketModel, PriceCache, PricingParams, pricing_key
 from engine.orders import OrderRequest
 from engine.ports import Broker
 from engine.risk import MarginParams, check_buying_power
 from engine.strategy import Strategy, StrategyContext
 
 log = structlog.get_logger("alvh.kernel")
+
+
+def _sum_like_numpy(values: list[float]) -> float:
+    """np.sum of a short float vector, to the bit: numpy adds fewer than 8 values one after the other."""
+    if len(values) >= 8:
+        return float(np.sum(np.array(values, dtype=float)))
+    total = 0.0
+    for v in values:
+        total += v
+    return total
 
 
 class SettlementDataError(RuntimeError):
@@ -63,6 +73,9 @@ class Kernel:
         self.pricing = pricing or PricingParams()
         self._skew = self.pricing.skew()
         self._vix_params = self.pricing.vix_option_params()
+        # Replay sets a price cache (adapters/sim/backtest.py): snapshot prices shared by the runs of a process.
+        self.price_cache: PriceCache | None = None
+        self._pricing_key = pricing_key(self.pricing)
         self.execution = execution or ExecutionSimulator()
         self.margin = margin or MarginParams()
         # limits and the kill switch: the same checks for every broker, replay or live
@@ -73,6 +86,7 @@ class Kernel:
         self.market: MarketModel | None = None
         self.records = Records()
         self.contexts = {s.book: StrategyContext(self, s.book) for s in strategies}
+        self._books = list(dict.fromkeys(s.book for s in strategies))
         self._by_book = {s.book: s for s in strategies}
         if len(self.contexts) != len(strategies):
             raise ValueError("every strategy needs its own book name")
@@ -86,7 +100,9 @@ class Kernel:
 
     # ---- market ----------------------------------------------------------------------------------
     def _on_snapshot(self, snap: MarketSnapshot) -> None:
-        self.market = MarketModel(snap, self.pricing, self._skew, self._vix_params)
+        cache = self.price_cache
+        self.market = MarketModel(snap, self.pricing, self._skew, self._vix_params,
+                                  None if cache is None else cache.entry(snap, self._pricing_key))
         if not self._started:
             self._started = True
             for s in self.strategies:
@@ -177,36 +193,37 @@ class Kernel:
 
     def pretrade_check(self, order: OrderRequest) -> str | None:
         m = self.market
-        insts = [leg.instrument for leg in order.legs]
-        ratios = [leg.ratio for leg in order.legs]
-        mids = m.mids(insts)
-        if not np.all(np.isfinite(mids)):
+        legs = order.legs
+        insts = [leg.instrument for leg in legs]
+        ratios = [leg.ratio for leg in legs]
+        mids = m.mid_list(insts)
+        if not all(map(math.isfinite, mids)):
             bad = [i.key for i, p in zip(insts, mids) if not math.isfinite(p)]
             return f"no price for {', '.join(bad)}"
-        prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
+        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
         qtys = [r * order.quantity for r in ratios]
         commission = self.execution.commission(insts, qtys)
-        mult = np.array([i.multiplier for i in insts], dtype=float)
-        q = np.array(qtys, dtype=float)
-        is_fut = np.array([isinstance(i, FutureContract) for i in insts])
-        cash_move = -float(np.sum(np.where(is_fut, 0.0, q * prices * mult))) - commission
-        cost_vs_mid = float(np.sum(q * (prices - mids) * mult)) + commission
-        holdings = self.ledger.net_holdings()
+        cash_move = -_sum_like_numpy([0.0 if isinstance(i, FutureContract) else float(q) * p * i.multiplier
+                                      for i, q, p in zip(insts, qtys, prices)]) - commission
+        cost_vs_mid = _sum_like_numpy([float(q) * (p - mid) * i.multiplier
+                                       for i, q, p, mid in zip(insts, qtys, prices, mids)]) + commission
+        holdings, equity = self.ledger.holdings_and_equity()
         for inst, qty in zip(insts, qtys):
             h = holdings.setdefault(inst.key, [inst, 0])
             h[1] += qty
         return check_buying_power(
-            equity=self.ledger.equity(), cash=self.ledger.cash,
+            equity=equity, cash=self.ledger.cash,
             holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
-            cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin)
+            cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin, memo=m.memo("margin"))
 
     def _on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill)
         d = fill.ts.date()
+        hhmm = fill.ts.strftime("%H:%M")
+        per_leg = round(fill.commission / len(fill.legs), 6)
         for leg in fill.legs:
-            self.records.fills.append((d, fill.ts.strftime("%H:%M"), fill.book, fill.intent_id, fill.purpose,
-                                       leg.instrument.key, leg.quantity, round(leg.price, 6),
-                                       round(fill.commission / len(fill.legs), 6)))
+            self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
+                                       leg.instrument.key, leg.quantity, round(leg.price, 6), per_leg))
         strat = self._strategy(fill.book)
         if strat is not None:
             strat.on_fill(fill, self.contexts[fill.book])
@@ -221,12 +238,11 @@ class Kernel:
         m = self.market
         insts = [p.instrument for p in self.ledger.positions.values()]
         if insts:
-            self.ledger.mark(dict(zip((i.key for i in insts), m.mids(insts).tolist())), settle_futures=True)
+            self.ledger.mark(dict(zip([i.key for i in insts], m.mid_list(insts))), settle_futures=True)
         if self._last_interest_date is not None:
             self.ledger.accrue_interest(m.rate, (ev.date - self._last_interest_date).days)
         self._last_interest_date = ev.date
-        books = {s.book: self.ledger.book_pnl(s.book) for s in self.strategies}
-        self.records.equity.append((ev.date, self.ledger.equity(), self.ledger.cash, self.ledger.interest,
-                                    tuple(books.values()), m.spot, m.vix))
+        equity, pnls = self.ledger.valuation(self._books)
+        self.records.equity.append((ev.date, equity, self.ledger.cash, self.ledger.interest, pnls, m.spot, m.vix))
         for s in self.strategies:
             s.on_end_of_day(ev.date, self.contexts[s.book])

@@ -7,7 +7,7 @@ Positions are kept per book (strategy) so condor and hedge P&L can be told apart
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.events import FillEvent, SettlementEvent
 from engine.instruments import FutureContract, Instrument
@@ -21,14 +21,13 @@ class Position:
     avg_price: float = 0.0
     mark: float = 0.0          # last price used for valuation
     vm_price: float = 0.0      # futures only: price up to which variation margin has been paid
+    is_future: bool = field(init=False, default=False)
+    multiplier: int = field(init=False, default=1)
 
-    @property
-    def multiplier(self) -> int:
-        return self.instrument.multiplier
-
-    @property
-    def is_future(self) -> bool:
-        return isinstance(self.instrument, FutureContract)
+    def __post_init__(self) -> None:
+        # read on every valuation: fixed by the instrument, so looked up once
+        self.is_future = isinstance(self.instrument, FutureContract)
+        self.multiplier = self.instrument.multiplier
 
     def market_value(self) -> float:
         if self.is_future:
@@ -61,7 +60,9 @@ class Ledger:
         return totals
 
     def market_value(self, book: str | None = None) -> float:
-        return sum(p.market_value() for p in self.positions.values() if book is None or p.book == book)
+        # the values in position order, added by sum() as before (inlined Position.market_value: the hot path)
+        return sum([p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future else p.quantity * p.mark * p.multiplier
+                    for p in self.positions.values() if book is None or p.book == book])
 
     def equity(self) -> float:
         return self.cash + self.market_value()
@@ -76,6 +77,13 @@ class Ledger:
             base = pos.vm_price if pos.is_future else 0.0
             total += pos.quantity * (mark - base) * pos.multiplier
         return total
+
+    def valuation(self, books: list[str]) -> tuple[float, tuple[float, ...]]:
+        """(equity(), (book_pnl(b) for b in books)) from one pass over the positions, added in the same order."""
+        vals = [(p.book, p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
+                 else p.quantity * p.mark * p.multiplier) for p in self.positions.values()]
+        equity = self.cash + sum([v for _, v in vals])
+        return equity, tuple(self.book(b).cash_flow + sum([v for bk, v in vals if bk == b]) for b in books)
 
     def book_pnl(self, book: str) -> float:
         """Cash flows plus open market value of one book (interest is the account's, not a book's)."""
@@ -95,6 +103,19 @@ class Ledger:
             h = out.setdefault(p.instrument.key, [p.instrument, 0])
             h[1] += p.quantity
         return out
+
+    def holdings_and_equity(self) -> tuple[dict[str, list], float]:
+        """(net_holdings(), equity()) from one pass over the positions (the pre-trade check needs both)."""
+        out: dict[str, list] = {}
+        vals = []
+        for p in self.positions.values():
+            h = out.get(p.instrument.key)
+            if h is None:
+                h = out[p.instrument.key] = [p.instrument, 0]
+            h[1] += p.quantity
+            vals.append(p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
+                        else p.quantity * p.mark * p.multiplier)
+        return out, self.cash + sum(vals)
 
     def net_positions(self) -> dict[str, int]:
         return {k: q for k, (_, q) in self.net_holdings().items() if q != 0}

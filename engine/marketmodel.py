@@ -26,6 +26,9 @@ from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOption
 YEAR_SECONDS = 365.0 * 86400.0
 # Tenors (calendar days) of the Cboe volatility indices used as term-structure points.
 TERM_DAYS = {"vix9d": 9, "vix": 30, "vix3m": 91, "vix6m": 182}
+# Without a shared price store, up to this many SPX options in one request are priced one by one, more as one
+# numpy batch (the two agree to a few ulps; with a store every option is priced on its own).
+_SCALAR_MAX = 32
 
 
 class PricingParams(Params):
@@ -69,14 +72,92 @@ def settlement_datetime(opt_or_fut: OptionContract | FutureContract) -> dt.datet
     return _settles_at(opt_or_fut.expiry, pm)
 
 
+@lru_cache(maxsize=8192)
 def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
     """PM settlement at the 16:00 ET close; AM (SOQ/VRO) at the 09:30 ET open."""
     return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET) if pm else dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
 
 
+class SnapshotPrices:
+    """What has been priced at one snapshot under one set of pricing parameters: times to settlement, model mids
+    and any per-snapshot memo a caller keeps (``MarketModel.memo``). The surfaces are not kept (a run that meets
+    a contract no earlier run priced rebuilds the snapshot's surface: a few microseconds, far less memory). Every value is a pure
+    function of the snapshot's quotes and the parameters, so runs that replay the same snapshot (a sweep's
+    configurations, a verdict's scenarios) can share one: a contract is priced once per snapshot per worker."""
+
+    __slots__ = ("T", "cache", "memos", "mids", "snap")
+
+    def __init__(self, snap: MarketSnapshot, cache: PriceCache | None = None) -> None:
+        self.snap = snap
+        self.cache = cache   # told how many values are added, for its bound
+        self.T: dict[tuple, float] = {}
+        self.mids: dict[str, float] = {}
+        self.memos: dict[str, dict] = {}
+
+    def size(self) -> int:
+        return len(self.mids) + len(self.T) + sum(len(m) for m in self.memos.values()) + 8
+
+
+class PriceCache:
+    """Snapshot prices shared by the runs of one process, bounded by the number of cached values.
+
+    Keyed by the snapshot object (replays of one panel reuse the same snapshot objects, see
+    adapters/sim/replay.py) and the pricing parameters. Past ``max_values`` the oldest snapshots are dropped
+    (a run still holding one keeps it until it moves on). Results are the same with or without sharing: every
+    cached value is what the run would have computed itself (tests/integration/test_shared_prices_replay.py)."""
+
+    def __init__(self, max_values: int = 3_000_000) -> None:
+        self.max_values = max_values
+        self._entries: dict[tuple[int, str], SnapshotPrices] = {}
+        self.values = 0   # prices added to the entries (memo values are not counted: a small multiple)
+        self.hits = 0
+        self.misses = 0
+
+    def entry(self, snap: MarketSnapshot, pricing_key: str) -> SnapshotPrices:
+        key = (id(snap), pricing_key)
+        e = self._entries.get(key)
+        if e is not None and e.snap is snap:   # the entry holds the snapshot, so its id cannot be reused
+            self.hits += 1
+            return e
+        self.misses += 1
+        if self.values > self.max_values:
+            self._evict()
+        e = self._entries[key] = SnapshotPrices(snap, self)
+        self.values += 8
+        return e
+
+    def _evict(self) -> None:
+        """Drop the oldest snapshots down to 3/4 of the bound (a run holding one keeps it until it moves on)."""
+        goal = self.max_values * 3 // 4
+        total = sum(e.size() for e in self._entries.values())
+        for key in list(self._entries):
+            if total <= goal:
+                break
+            total -= self._entries.pop(key).size()
+        self.values = total
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.values = 0
+
+
+def snapshot_memo(market, name: str) -> dict:
+    """market.memo(name) for a MarketModel; a throwaway dict for a stand-in market without one (tests)."""
+    memo = getattr(market, "memo", None)
+    return memo(name) if memo is not None else {}
+
+
+def pricing_key(params: PricingParams) -> str:
+    """The pricing parameters as text: part of a price's cache key."""
+    return params.model_dump_json()
+
+
 class MarketModel:
     def __init__(self, snap: MarketSnapshot, params: PricingParams, skew: SkewParams | None = None,
-                 vix_params: VixOptionParams | None = None) -> None:
+                 vix_params: VixOptionParams | None = None, prices: SnapshotPrices | None = None) -> None:
         self.snapshot = snap
         self.ts = snap.ts
         self.date = snap.date
@@ -89,10 +170,17 @@ class MarketModel:
         self.params = params
         self._skew = skew   # index model only; built on first use
         self._vix_params = vix_params or params.vix_option_params()
+        # With `prices` (replay: shared across the runs of a process) every SPX option is priced on its own, so
+        # a price does not depend on which other contracts were asked for with it. Without (live, analyses) a
+        # request for more than _SCALAR_MAX SPX options is priced as one numpy batch.
+        self._prices = prices
+        if prices is None:
+            prices = SnapshotPrices(snap)
+        self._store = prices
         self._surface: SpxSurface | RegimeSurface | None = None
         self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
-        self._T: dict[tuple, float] = {}
-        self._mid_cache: dict[str, float] = {}
+        self._T = prices.T
+        self._mid_cache = prices.mids
 
     # ---- basic quotes ----------------------------------------------------------------------------
     @property
@@ -122,6 +210,15 @@ class MarketModel:
         if T is None:
             T = self._T[key] = max((settlement_datetime(inst) - self.ts).total_seconds() / YEAR_SECONDS, 0.0)
         return T
+
+    def memo(self, name: str) -> dict:
+        """A dict for values derived from this snapshot alone (e.g. a strike picked by delta, a leg's vega),
+        shared like the prices: whatever is stored must depend only on the snapshot, the pricing parameters
+        and the key."""
+        m = self._store.memos.get(name)
+        if m is None:
+            m = self._store.memos[name] = {}
+        return m
 
     # ---- surfaces ------------------------------------------------------------------------------
     @property
@@ -161,15 +258,22 @@ class MarketModel:
     def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:
         """Model mid of each instrument, memoised for this snapshot (strategies, the broker and the
         end-of-day marks ask for the same contracts)."""
+        return np.array(self.mid_list(instruments), dtype=float)
+
+    def mid_list(self, instruments: Sequence[Instrument]) -> list[float]:
+        """mids() as a list of floats: the hot callers do scalar arithmetic on a handful of legs."""
         cache = self._mid_cache
-        out = [cache.get(i.key) for i in instruments]
-        missing = [k for k, px in enumerate(out) if px is None]
-        if missing:
+        get = cache.get
+        out = [get(i.key) for i in instruments]
+        if None in out:
+            missing = [k for k, px in enumerate(out) if px is None]
             fresh = self._compute_mids([instruments[k] for k in missing])
             for k, px in zip(missing, fresh):
                 out[k] = px
                 cache[instruments[k].key] = px
-        return np.array(out, dtype=float)
+            if self._prices is not None and self._prices.cache is not None:
+                self._prices.cache.values += len(missing)
+        return out
 
     def _compute_mids(self, instruments: Sequence[Instrument]) -> list[float]:
         out = [math.nan] * len(instruments)
@@ -185,12 +289,16 @@ class MarketModel:
                 out[i] = self.vx(inst.expiry)
             elif isinstance(inst, Equity):
                 out[i] = self.etp(inst.symbol)
-        if 0 < len(spx_idx) <= 32:
-            # small batches: the scalar path is several times faster than numpy's per-call overhead
-            surf = self.surface
+        if spx_idx and (self._prices is not None or len(spx_idx) <= _SCALAR_MAX):
+            # the scalar path: per contract, and faster than numpy's per-call overhead on small batches
+            price1 = self.surface.price1
+            times = self._T
             for i in spx_idx:
                 o = instruments[i]
-                out[i] = surf.price1(o.strike, self.years_to(o), o.right == "C")
+                T = times.get((o.expiry, o.settlement))
+                if T is None:
+                    T = self.years_to(o)
+                out[i] = price1(o.strike, T, o.right == "C")
         elif spx_idx:
             opts = [instruments[i] for i in spx_idx]
             K = np.array([o.strike for o in opts])

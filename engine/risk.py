@@ -7,6 +7,7 @@ Long options and ETP shares are paid in full from cash (no margin loan).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -39,42 +40,57 @@ def option_group_requirement(legs: list[tuple[OptionContract, int]], underlying:
     return float(max(0.0, -payoff.min()))
 
 
+def _group_requirement(legs: list[tuple[OptionContract, int]], underlying: float, down: float, up: float,
+                       memo: dict | None) -> float:
+    """option_group_requirement, remembered in `memo` (a snapshot's memo: the same book is checked by several
+    orders of a snapshot and, in a sweep, by many runs)."""
+    if memo is None:
+        return option_group_requirement(legs, underlying, down, up)
+    key = (underlying, down, up, tuple([(o.strike, o.right, o.multiplier, q) for o, q in legs]))
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = option_group_requirement(legs, underlying, down, up)
+    return hit
+
+
 def margin_requirement(holdings: Iterable[tuple[Instrument, int]], spx: float,
-                       vx_price: Callable[[object], float], params: MarginParams) -> float:
+                       vx_price: Callable[[object], float], params: MarginParams, memo: dict | None = None) -> float:
+    """`memo`: optional dict remembering each option group's requirement (see _group_requirement)."""
     groups: dict[tuple, list[tuple[OptionContract, int]]] = defaultdict(list)
     total = 0.0
     for inst, qty in holdings:
         if qty == 0:
             continue
         if isinstance(inst, OptionContract):
-            groups[(inst.underlying, inst.expiry)].append((inst, qty))
+            groups[("VIX" if inst.root == "VIX" else "SPX", inst.expiry)].append((inst, qty))
         elif isinstance(inst, FutureContract):
             px = vx_price(inst.expiry)
-            if np.isfinite(px):
+            if math.isfinite(px):
                 total += abs(qty) * px * inst.multiplier * params.vx_margin_fraction
         elif isinstance(inst, Equity):
             pass  # paid in full
     for (underlying, expiry), legs in groups.items():
         if underlying == "SPX":
-            total += option_group_requirement(legs, spx, params.spx_stress_move, params.spx_stress_move)
+            total += _group_requirement(legs, spx, params.spx_stress_move, params.spx_stress_move, memo)
         else:
             und = vx_price(expiry)
-            if not np.isfinite(und):
+            if not math.isfinite(und):
                 und = max(opt.strike for opt, _ in legs)
-            total += option_group_requirement(legs, und, 0.9, params.vix_stress_up)
+            total += _group_requirement(legs, und, 0.9, params.vix_stress_up, memo)
     return total
 
 
 def check_buying_power(*, equity: float, cash: float, holdings_after: list[tuple[Instrument, int]],
                        order_cash: float, cost_vs_mid: float, spx: float,
-                       vx_price: Callable[[object], float], params: MarginParams) -> str | None:
+                       vx_price: Callable[[object], float], params: MarginParams,
+                       memo: dict | None = None) -> str | None:
     """Return None when the account can carry the post-trade book, else a one-line reason.
 
     order_cash: cash the fill moves (negative for a debit), commissions included.
     cost_vs_mid: what the fill costs against model mid (spread, slippage, commissions), >= 0.
     """
     equity_after = equity - cost_vs_mid
-    requirement = margin_requirement(holdings_after, spx, vx_price, params)
+    requirement = margin_requirement(holdings_after, spx, vx_price, params, memo)
     if requirement > equity_after:
         return f"insufficient buying power: margin {requirement:,.0f} > equity {equity_after:,.0f}"
     if not params.allow_margin_loan and order_cash < 0 and cash + order_cash < 0:

@@ -39,7 +39,7 @@ class RollSchedule:
     """Business-day arithmetic over VX settlement dates (NYSE sessions as business days)."""
 
     def __init__(self, expiries: Sequence, start="2004-01-01", end="2030-12-31") -> None:
-        self.expiries = np.array(sorted({np.datetime64(_as_date(e), "D") for e in expiries}))
+        self.expiries = np.unique(np.array([_as_date(e) for e in expiries], dtype="datetime64[D]"))
         self.sessions = _sessions(str(start), str(end))
 
     def _count(self, lo: np.datetime64, hi: np.datetime64) -> int:

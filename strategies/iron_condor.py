@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ from pydantic import Field, model_validator
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract
+from engine.marketmodel import snapshot_memo
 from engine.orders import OrderLeg
 from engine.params import Params
 from engine.strategy import Strategy, StrategyContext
@@ -111,6 +113,7 @@ class IronCondorBook(Strategy):
         self.trades: list[dict] = []
         self._last_entry_key: tuple | None = None
         self._n = 0
+        self._leg_keys: dict[str, tuple] = {}   # condor id -> its legs as a memo key
 
     # ---- helpers -------------------------------------------------------------------------------
     def _open(self) -> list[Condor]:
@@ -146,13 +149,18 @@ class IronCondorBook(Strategy):
         if not live:
             return
         p = self.p
-        legs = [leg for c in live for leg in c.legs]
-        mids = ctx.market.mids(legs).reshape(len(live), 4)
-        for c, m in zip(live, mids):
+        market = ctx.market
+        costs = snapshot_memo(market, "condor_cost")   # a condor's buy-back cost is a function of the snapshot
+        for c in live:
             dte = (c.expiry - snap.date).days
             if dte <= 0 and p.exit_dte == 0:
                 continue  # held to settlement
-            cost = float(-np.dot(c.ratios, m))  # debit to buy the condor back, per unit
+            key = self._leg_keys.get(c.cid)
+            if key is None:
+                key = self._leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
+            cost = costs.get(key)
+            if cost is None:
+                cost = costs[key] = -_net(c.ratios, market.mid_list(c.legs))  # debit to buy back, per unit
             reason = ""
             if p.exit_dte and dte <= p.exit_dte:
                 reason = "time"
@@ -173,17 +181,8 @@ class IronCondorBook(Strategy):
 
     def _choose_expiry(self, date: dt.date):
         p = self.p
-        best = None
-        for e in listed_expiries(date, p.max_dte):
-            dte = (e.date.date() - date).days if hasattr(e.date, "date") else (e.date - date).days
-            if dte < p.min_dte or dte > p.max_dte:
-                continue
-            if p.expiries == "monthly" and e.root != "SPX":
-                continue
-            score = (abs(dte - p.target_dte), 0 if e.root == "SPX" else 1)
-            if best is None or score < best[0]:
-                best = (score, e)
-        return None if best is None else best[1]
+        return _expiry_near(date, p.min_dte, p.max_dte, p.target_dte, p.expiries)
+
 
     def _enter(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         p = self.p
@@ -199,25 +198,12 @@ class IronCondorBook(Strategy):
             return
         expiry = exp.date.date() if hasattr(exp.date, "date") else exp.date
         m = ctx.market
-        probe = OptionContract(exp.root, expiry, m.spot, "P", exp.settlement)
-        T = m.years_to(probe)
-        surface = m.surface
-        grid = strike_grid(m.spot, snap.date, (expiry - snap.date).days)
-        sp = strike_for_delta(surface, T, p.short_delta, False, grid)
-        sc = strike_for_delta(surface, T, p.short_delta, True, grid)
-        if p.wing == "delta":
-            lp = strike_for_delta(surface, T, p.long_delta, False, grid)
-            lc = strike_for_delta(surface, T, p.long_delta, True, grid)
-        else:
-            w = p.wing_width_pct * m.spot
-            lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
-            lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
-        if not (lp < sp < sc < lc):
+        legs = self._legs(m, exp.root, expiry, exp.settlement)
+        if legs is None:
             return
-        legs = tuple(OptionContract(exp.root, expiry, float(k), r, exp.settlement) for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        lp, sp, sc, lc = (leg.strike for leg in legs)
         ratios = (1, -1, -1, 1)
-        mids = m.mids(legs)
-        credit = float(-np.dot(ratios, mids))
+        credit = -_net(ratios, m.mid_list(legs))
         width = max(sp - lp, lc - sc)
         max_loss = width - credit
         if credit <= 0 or max_loss <= 0 or credit < p.min_credit_to_width * width:
@@ -238,6 +224,40 @@ class IronCondorBook(Strategy):
         c.open_intent = ctx.submit([OrderLeg(leg, r) for leg, r in zip(legs, ratios)], qty, purpose="open",
                                    limit=round(limit, 2))
         self.by_intent[c.open_intent] = c.cid
+
+    def _legs(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[OptionContract, ...] | None:
+        """Long put, short put, short call, long call on the listed grid (None when the strikes do not make a
+        condor). They depend only on the snapshot and these parameters, so they are kept in the snapshot's memo
+        (shared by a sweep's runs)."""
+        p = self.p
+        memo = snapshot_memo(m, "condor_legs")
+        key = (root, expiry, settlement, p.short_delta, p.wing, p.long_delta, p.wing_width_pct)
+        if key in memo:
+            return memo[key]
+        lp, sp, sc, lc = self._strikes(m, root, expiry, settlement)
+        legs = None
+        if lp < sp < sc < lc:
+            legs = tuple(OptionContract(root, expiry, float(k), r, settlement)
+                         for k, r in ((lp, "P"), (sp, "P"), (sc, "C"), (lc, "C")))
+        memo[key] = legs
+        return legs
+
+    def _strikes(self, m, root: str, expiry: dt.date, settlement: str) -> tuple[float, float, float, float]:
+        p = self.p
+        probe = OptionContract(root, expiry, m.spot, "P", settlement)
+        T = m.years_to(probe)
+        surface = m.surface
+        grid = strike_grid(m.spot, m.date, (expiry - m.date).days)
+        sp = strike_for_delta(surface, T, p.short_delta, False, grid)
+        sc = strike_for_delta(surface, T, p.short_delta, True, grid)
+        if p.wing == "delta":
+            lp = strike_for_delta(surface, T, p.long_delta, False, grid)
+            lc = strike_for_delta(surface, T, p.long_delta, True, grid)
+        else:
+            w = p.wing_width_pct * m.spot
+            lp = float(grid[np.argmin(np.abs(grid - (sp - w)))])
+            lc = float(grid[np.argmin(np.abs(grid - (sc + w)))])
+        return lp, sp, sc, lc
 
     def on_fill(self, fill: FillEvent, ctx: StrategyContext) -> None:
         cid = self.by_intent.get(fill.intent_id)
@@ -294,6 +314,7 @@ class IronCondorBook(Strategy):
 
     def _record(self, c: Condor) -> None:
         self.condors.pop(c.cid, None)
+        self._leg_keys.pop(c.cid, None)
         self.closed.append(c)
         for intent in (c.open_intent, c.close_intent):
             self.by_intent.pop(intent, None)
@@ -329,6 +350,31 @@ class IronCondorBook(Strategy):
             for intent in (c.open_intent, c.close_intent):
                 if intent:
                     self.by_intent[intent] = cid
+
+
+@lru_cache(maxsize=8192)
+def _expiry_near(date: dt.date, min_dte: int, max_dte: int, target_dte: int, expiries: str):
+    """The listed expiry closest to target_dte within [min_dte, max_dte], SPX AM monthlies first on a tie (only
+    those with expiries="monthly"): a function of the calendar, kept per process."""
+    best = None
+    for e in listed_expiries(date, max_dte):
+        dte = (e.date.date() - date).days if hasattr(e.date, "date") else (e.date - date).days
+        if dte < min_dte or dte > max_dte:
+            continue
+        if expiries == "monthly" and e.root != "SPX":
+            continue
+        score = (abs(dte - target_dte), 0 if e.root == "SPX" else 1)
+        if best is None or score < best[0]:
+            best = (score, e)
+    return None if best is None else best[1]
+
+
+def _net(ratios: tuple[int, ...], prices: list[float]) -> float:
+    """sum(ratio * price), added in leg order (what numpy's dot did for four legs, to the bit)."""
+    total = 0.0
+    for r, px in zip(ratios, prices):
+        total += r * px
+    return total
 
 
 _LEG_FIELDS = ("root", "expiry", "strike", "right", "settlement", "multiplier")

@@ -13,8 +13,13 @@ from adapters.sim.broker import SimulatedBroker
 from adapters.sim.replay import HistoricalReplay
 from config.settings import RunConfig
 from config.wiring import build_kernel
+from engine.marketmodel import PriceCache
 from engine.metrics import Summary, summarize
 from engine.strategy import Strategy
+
+# Snapshot prices shared by every replay in this process (a sweep or verdict worker runs many configurations over
+# the same snapshots); bounded, and results are the same with or without it.
+PROCESS_PRICES = PriceCache()
 
 FILL_COLUMNS = ["date", "time", "book", "intent_id", "purpose", "instrument", "quantity", "price", "commission"]
 
@@ -62,9 +67,11 @@ class BacktestResult:
 
 
 def run_backtest(cfg: RunConfig, panel, *, start=None, end=None,
-                 strategies: list[Strategy] | None = None) -> BacktestResult:
+                 strategies: list[Strategy] | None = None, share_prices: bool = True) -> BacktestResult:
+    """One replay. share_prices=False prices every snapshot afresh (a private cache): the same results, slower."""
     t0 = time.perf_counter()
     kernel = build_kernel(cfg, SimulatedBroker, strategies=strategies)
+    kernel.price_cache = PROCESS_PRICES if share_prices else PriceCache()
     strategies, bus = kernel.strategies, kernel.bus
     replay = HistoricalReplay(panel, start or cfg.run.start, end or cfg.run.end)
     replay.bind(bus)

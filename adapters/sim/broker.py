@@ -6,7 +6,7 @@ then cancelled.
 """
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from engine.bus import EventBus
 from engine.events import (
@@ -89,17 +89,19 @@ class SimulatedBroker:
         self._tries[order.intent_id] = self._tries.get(order.intent_id, 0) + 1
         insts = [leg.instrument for leg in order.legs]
         ratios = [leg.ratio for leg in order.legs]
-        mids = m.mids(insts)
-        if not np.all(np.isfinite(mids)):
+        mids = m.mid_list(insts)
+        if not all(map(math.isfinite, mids)):
             return  # an unpriced leg: all-or-none means nothing fills
-        prices = self.execution.fill_prices(insts, ratios, mids, m.vix)
-        net = float(sum(r * p for r, p in zip(ratios, prices)))
+        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
+        net = 0.0   # added leg by leg (as before, whatever the Python version's sum() does)
+        for r, p in zip(ratios, prices):
+            net += r * p
         if order.limit is not None and net > order.limit + 1e-9:
             return  # not marketable at our limit
         qtys = [r * order.quantity for r in ratios]
         commission = self.execution.commission(insts, qtys)
         self._exec_n += 1
-        legs = tuple(LegFill(i, q, float(p)) for i, q, p in zip(insts, qtys, prices))
+        legs = tuple(LegFill(i, q, p) for i, q, p in zip(insts, qtys, prices))
         for leg in legs:
             self._positions[leg.instrument.key] = self._positions.get(leg.instrument.key, 0) + leg.quantity
         del self._working[order.intent_id]

@@ -10,6 +10,10 @@ the day's TR close at the close; at the open the prior TR close x (SPX open / pr
 move known at 09:30 and no dividend accrual for the day yet.
 The risk-free rate is the prior trading day's T-bill observation (FRED publishes with a lag).
 Intraday bars can plug in later as extra INTRADAY snapshots between the two.
+
+The panel's columns as arrays, and every snapshot once built, are kept per panel and process (ReplayMarket in
+the panel's memo): the configurations of a sweep or verdict replay the same snapshot objects, so a snapshot is
+built once per worker and the kernel's price cache can recognise it.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ INDEX_FIELDS = ("spx", "vix", "vix9d", "vix3m", "vix6m")
 TR_SYMBOL = "SPXTR"   # the S&P 500 total-return index, carried like an ETP
 ETP_COLUMNS = {"VIXY": "vixy_close", "VIXM": "vixm_close", "VXX": "vxx_close", "VXX_A": "vxx_a_close",
                "UVXY": "uvxy_close", "SVXY": "svxy_close"}
+_OPEN_STALE = frozenset({"vx", "etps", "vvix", "skew", "extra"})
 
 
 class ReplayRangeError(ValueError):
@@ -63,10 +68,125 @@ def _usable_open(daily: pd.DataFrame, name: str, close: np.ndarray) -> np.ndarra
 _usable_open.fallbacks = {}
 
 
-class HistoricalReplay:
-    def __init__(self, panel, start: str | dt.date | None = None, end: str | dt.date | None = None) -> None:
+def _finite_dicts(columns: dict, n: int) -> list[dict]:
+    """Per row: {name: value} of the columns with a finite value (Python floats)."""
+    rows: list[dict] = [{} for _ in range(n)]
+    for name, a in columns.items():
+        vals = a.tolist()
+        for i in np.flatnonzero(np.isfinite(a)).tolist():
+            rows[i][name] = vals[i]
+    return rows
+
+
+class ReplayMarket:
+    """The panel as per-day Python values, and the snapshots built from them (each built once, then reused)."""
+
+    def __init__(self, panel) -> None:
         daily = panel.daily
         dates_all = daily.index
+        n = len(dates_all)
+        self.index = dates_all
+        self.dates = [d.date() for d in dates_all]
+        close = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}
+        opens = {f: _usable_open(daily, f, close[f]) for f in INDEX_FIELDS}
+        self.c = {f: a.tolist() for f, a in close.items()}
+        self.o = {f: a.tolist() for f, a in opens.items()}
+        self.vvix = _col(daily, "vvix_close").tolist()
+        self.skew = _col(daily, "skew_close").tolist()
+        self.rate = _col(daily, "rate_tbill").tolist()
+        self.etp_close = _finite_dicts({sym: _col(daily, col) for sym, col in ETP_COLUMNS.items()}, n)
+        self.tr = total_return_index(dates_all, close["spx"]).tolist()
+        # every other daily series (e.g. cor1m, dspx, dff) rides along in `extra`, so a strategy can use
+        # any series in the data dir by name: the close value at the close, the prior close at the open
+        known = {f"{f}_{k}" for f in INDEX_FIELDS for k in ("open", "high", "low", "close")}
+        known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
+        self.extra = _finite_dicts({c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
+                                    if c not in known and c.endswith("_close") or c == "dff"}, n)
+        vx_dates, expiries, settle = panel.vx_matrix()
+        if len(vx_dates) != n or not (vx_dates == dates_all).all():
+            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
+        self.vx_exp = [pd.Timestamp(e).date() for e in expiries]
+        self.vx_col = {e: j for j, e in enumerate(self.vx_exp)}
+        self.vx = settle
+        self._vx_rows: list[list | None] = [None] * n   # per row, built on first use: (expiry, settle) pairs
+        self.snaps: list[tuple[MarketSnapshot, MarketSnapshot] | None] = [None] * n
+
+    @classmethod
+    def of(cls, panel) -> ReplayMarket:
+        """The one ReplayMarket of this panel in this process."""
+        memo = getattr(panel, "_memo", None)
+        if memo is None:
+            return cls(panel)
+        m = memo.get("replay_market")
+        if m is None:
+            m = memo["replay_market"] = cls(panel)
+        return m
+
+    def vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
+        row = self._vx_rows[i]
+        if row is None:
+            r = self.vx[i]
+            idx = np.flatnonzero(np.isfinite(r))
+            exp = self.vx_exp
+            row = self._vx_rows[i] = list(zip([exp[j] for j in idx.tolist()], r[idx].tolist()))
+        if include_expiring:
+            return {e: v for e, v in row if e >= today}
+        return {e: v for e, v in row if e > today}
+
+    def open_quotes(self, i: int) -> MarketQuotes:
+        today = self.dates[i]
+        p = i - 1
+        o = self.o
+        final = {}
+        j = self.vx_col.get(today)
+        if j is not None:
+            v = float(self.vx[i, j])
+            if math.isfinite(v):
+                final[today] = v
+        if p >= 0:
+            etps = dict(self.etp_close[p])
+            tr_open = self.tr[p] * o["spx"][i] / self.c["spx"][p]
+            if math.isfinite(tr_open):
+                etps[TR_SYMBOL] = tr_open
+            return MarketQuotes(
+                spx=o["spx"][i], vix=o["vix"][i], rate=self.rate[p], vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
+                vix6m=o["vix6m"][i], vvix=self.vvix[p], skew=self.skew[p],
+                vx=self.vx_row(p, today, include_expiring=True), etps=etps, spx_soq=o["spx"][i],
+                vx_final=final, extra=self.extra[p], stale=_OPEN_STALE)
+        return MarketQuotes(
+            spx=o["spx"][i], vix=o["vix"][i], rate=math.nan, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
+            vix6m=o["vix6m"][i], vvix=math.nan, skew=math.nan, vx={}, etps={}, spx_soq=o["spx"][i],
+            vx_final=final, extra={}, stale=_OPEN_STALE)
+
+    def close_quotes(self, i: int) -> MarketQuotes:
+        today = self.dates[i]
+        p = i - 1
+        rate = self.rate[p] if p >= 0 else self.rate[i]
+        c = self.c
+        etps = dict(self.etp_close[i])
+        if math.isfinite(self.tr[i]):
+            etps[TR_SYMBOL] = self.tr[i]
+        return MarketQuotes(
+            spx=c["spx"][i], vix=c["vix"][i], rate=rate, vix9d=c["vix9d"][i], vix3m=c["vix3m"][i],
+            vix6m=c["vix6m"][i], vvix=self.vvix[i], skew=self.skew[i],
+            vx=self.vx_row(i, today, include_expiring=False), etps=etps, extra=self.extra[i])
+
+    def snapshots(self, i: int) -> tuple[MarketSnapshot, MarketSnapshot]:
+        pair = self.snaps[i]
+        if pair is None:
+            d = self.dates[i]
+            pair = self.snaps[i] = (
+                MarketSnapshot(dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET), d, Phase.OPEN,
+                               self.open_quotes(i)),
+                MarketSnapshot(dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET), d, Phase.CLOSE,
+                               self.close_quotes(i)))
+        return pair
+
+
+class HistoricalReplay:
+    def __init__(self, panel, start: str | dt.date | None = None, end: str | dt.date | None = None) -> None:
+        self.market = ReplayMarket.of(panel)
+        dates_all = self.market.index
         lo = pd.Timestamp(start) if start is not None else dates_all[0]
         hi = pd.Timestamp(end) if end is not None else dates_all[-1]
         # keep one day before the window so "prior close/settle" exists for the first open snapshot
@@ -76,26 +196,7 @@ class HistoricalReplay:
             raise ReplayRangeError(f"no trading days in the data between {lo.date()} and {hi.date()} "
                                    f"(the data covers {dates_all[0].date()} .. {dates_all[-1].date()})")
         self._first, self._last = first, last
-        self.dates = [d.date() for d in dates_all]
-        self._c = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}
-        self._o = {f: _usable_open(daily, f, self._c[f]) for f in INDEX_FIELDS}
-        self._vvix = _col(daily, "vvix_close")
-        self._skew = _col(daily, "skew_close")
-        self._rate = _col(daily, "rate_tbill")
-        self._etp = {sym: _col(daily, col) for sym, col in ETP_COLUMNS.items()}
-        self._tr = total_return_index(dates_all, self._c["spx"])
-        # every other daily series (e.g. cor1m, dspx, dff) rides along in `extra`, so a strategy can use
-        # any series in the data dir by name: the close value at the close, the prior close at the open
-        known = {f"{f}_{k}" for f in INDEX_FIELDS for k in ("open", "high", "low", "close")}
-        known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
-        self._extra = {c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
-                       if c not in known and c.endswith("_close") or c == "dff"}
-        vx_dates, expiries, settle = panel.vx_matrix()
-        if len(vx_dates) != len(dates_all) or not (vx_dates == dates_all).all():
-            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
-        self._vx_exp = [pd.Timestamp(e).date() for e in expiries]
-        self._vx_col = {e: j for j, e in enumerate(self._vx_exp)}
-        self._vx = settle
+        self.dates = self.market.dates
         self.bus: EventBus | None = None
         self.snapshots = 0
 
@@ -110,60 +211,21 @@ class HistoricalReplay:
     def bind(self, bus: EventBus) -> None:
         self.bus = bus
 
-    def _vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
-        row = self._vx[i]
-        idx = np.flatnonzero(np.isfinite(row))
-        exp = self._vx_exp
-        return {exp[j]: float(row[j]) for j in idx if exp[j] > today or (include_expiring and exp[j] == today)}
-
     def open_quotes(self, i: int) -> MarketQuotes:
-        today = self.dates[i]
-        p = i - 1
-        rate = self._rate[p] if p >= 0 else math.nan
-        prev_vx = self._vx_row(p, today, include_expiring=True) if p >= 0 else {}
-        final = {}
-        j = self._vx_col.get(today)
-        if j is not None and math.isfinite(self._vx[i, j]):
-            final[today] = float(self._vx[i, j])
-        etps = {s: float(a[p]) for s, a in self._etp.items() if p >= 0 and math.isfinite(a[p])}
-        o = self._o
-        if p >= 0:
-            tr_open = self._tr[p] * o["spx"][i] / self._c["spx"][p]
-            if math.isfinite(tr_open):
-                etps[TR_SYMBOL] = float(tr_open)
-        return MarketQuotes(
-            spx=o["spx"][i], vix=o["vix"][i], rate=rate, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
-            vix6m=o["vix6m"][i], vvix=self._vvix[p] if p >= 0 else math.nan,
-            skew=self._skew[p] if p >= 0 else math.nan, vx=prev_vx, etps=etps, spx_soq=o["spx"][i],
-            vx_final=final, extra=self._extra_at(p), stale=frozenset({"vx", "etps", "vvix", "skew", "extra"}))
+        return self.market.snapshots(i)[0].quotes
 
     def close_quotes(self, i: int) -> MarketQuotes:
-        today = self.dates[i]
-        p = i - 1
-        rate = self._rate[p] if p >= 0 else self._rate[i]
-        c = self._c
-        etps = {s: float(a[i]) for s, a in self._etp.items() if math.isfinite(a[i])}
-        if math.isfinite(self._tr[i]):
-            etps[TR_SYMBOL] = float(self._tr[i])
-        return MarketQuotes(
-            spx=c["spx"][i], vix=c["vix"][i], rate=rate, vix9d=c["vix9d"][i], vix3m=c["vix3m"][i],
-            vix6m=c["vix6m"][i], vvix=self._vvix[i], skew=self._skew[i],
-            vx=self._vx_row(i, today, include_expiring=False), etps=etps, extra=self._extra_at(i))
-
-    def _extra_at(self, i: int) -> dict[str, float]:
-        if i < 0:
-            return {}
-        return {k: float(a[i]) for k, a in self._extra.items() if math.isfinite(a[i])}
+        return self.market.snapshots(i)[1].quotes
 
     def snapshots_for(self, i: int):
-        d = self.dates[i]
-        yield MarketSnapshot(dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET), d, Phase.OPEN, self.open_quotes(i))
-        yield MarketSnapshot(dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET), d, Phase.CLOSE, self.close_quotes(i))
+        return iter(self.market.snapshots(i))
 
     def run(self) -> None:
         bus = self.bus
+        snapshots = self.market.snapshots
+        publish, dispatch = bus.publish, bus.run
         for i in range(self._first, self._last):
-            for snap in self.snapshots_for(i):
-                bus.publish(snap)
-                bus.run()
-                self.snapshots += 1
+            for snap in snapshots(i):
+                publish(snap)
+                dispatch()
+        self.snapshots += 2 * (self._last - self._first)

@@ -25,15 +25,16 @@ cannot blow up a position.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import Field
 
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
-from engine.marketmodel import MarketModel
+from engine.marketmodel import MarketModel, snapshot_memo
 from engine.params import Params
 from engine.risk import option_group_requirement
 
@@ -116,14 +117,35 @@ class TrailingBetas:
         self.prev: dict[tuple, tuple[int, float]] = {}
         self.win: dict[tuple, _Window] = {}
         self._cache: dict[tuple, float] = {}
+        self._tape: _BetaTape | None = None   # set by record_close: the windows live there
 
-    def record(self, vix: float, prices: dict[tuple, float]) -> None:
-        """One close: spot VIX and instrument prices (series key -> price)."""
+    def record_close(self, snap, etps: tuple[str, ...]) -> None:
+        """record() of a close snapshot: spot VIX, every VX contract and the `etps` symbols. The betas of the same
+        closes (same first snapshot, window and symbols) are computed once per process and read by every run
+        (_BetaTape)."""
+        day = self.day + 1
+        tape = self._tape
+        if tape is None:
+            if day != 0:
+                self.record(snap.quotes.vix, close_prices(snap, etps))
+                return
+            tape = self._tape = _BetaTape.of(snap, self.p.beta_window, etps)
+        if day < len(tape.snaps) and tape.snaps[day] is not snap:
+            # another run went on with other closes (live: today's snapshot is not the replay's): go on privately
+            tape = self._tape = tape.fork(day)
+        if day == len(tape.snaps):
+            tape.advance(snap)
+        self.day = day
+        self._cache.clear()
+
+    def record(self, vix: float, prices: dict[tuple, float]) -> list[tuple]:
+        """One close: spot VIX and instrument prices (series key -> price). Returns the series whose window moved."""
         self.day += 1
         self._cache.clear()
         day = self.day
+        moved: list[tuple] = []
         if not math.isfinite(vix):
-            return
+            return moved
         pv = self.prev_vix
         dv = vix - pv[1] if pv is not None and pv[0] == day - 1 else math.nan
         self.prev_vix = (day, vix)
@@ -139,6 +161,8 @@ class TrailingBetas:
             if w is None:
                 w = self.win[key] = _Window(self.p.beta_window)
             w.add(dv, dp)
+            moved.append(key)
+        return moved
 
     def beta(self, key) -> float:
         """VX keys: VX points per VIX point. ETP keys: fractional price change per VIX point."""
@@ -149,18 +173,83 @@ class TrailingBetas:
         relative = key[0] == "ETP"
         prior, lo, hi = (ETP_PRIOR, ETP_MIN, ETP_MAX) if relative else (p.beta_prior, p.beta_min, p.beta_max)
         b = prior
-        w = self.win.get(key)
-        if w is not None and len(w.pairs) >= p.beta_min_obs:
-            est = w.slope()
-            if math.isfinite(est):
+        if self._tape is not None:
+            n, est = self._tape.stats(key, self.day)
+            if n >= p.beta_min_obs and math.isfinite(est):
                 b = est
+        else:
+            w = self.win.get(key)
+            if w is not None and len(w.pairs) >= p.beta_min_obs:
+                est = w.slope()
+                if math.isfinite(est):
+                    b = est
         b = min(max(b, lo), hi)
         self._cache[key] = b
         return b
 
     def observations(self, key) -> int:
+        if self._tape is not None:
+            return self._tape.stats(key, self.day)[0]
         w = self.win.get(key)
         return 0 if w is None else len(w.pairs)
+
+
+class _BetaTape:
+    """Every run of a sweep or verdict records the same closes: the windows are kept once per process, with each
+    series' (pairs, slope) after every day it moved, for the runs that come after (bounded: a few tapes)."""
+
+    _tapes: ClassVar[dict[tuple, _BetaTape]] = {}
+
+    def __init__(self, window: int, etps: tuple[str, ...]) -> None:
+        self.window = window
+        self.etps = etps
+        self.engine = TrailingBetas(BudgetParams(beta_window=window))
+        self.snaps: list = []
+        self.moves: dict[tuple, tuple[list[int], list[tuple[int, float]]]] = {}
+
+    @classmethod
+    def of(cls, first_snap, window: int, etps: tuple[str, ...]) -> _BetaTape:
+        key = (id(first_snap), window, etps)
+        tape = cls._tapes.get(key)
+        if tape is None or not tape.snaps or tape.snaps[0] is not first_snap:
+            if len(cls._tapes) >= 8:
+                cls._tapes.pop(next(iter(cls._tapes)))
+            tape = cls._tapes[key] = cls(window, etps)
+        return tape
+
+    def advance(self, snap) -> None:
+        e = self.engine
+        day = len(self.snaps)
+        for k in e.record(snap.quotes.vix, close_prices(snap, self.etps)):
+            w = e.win[k]
+            days, stats = self.moves.setdefault(k, ([], []))
+            days.append(day)
+            stats.append((len(w.pairs), w.slope()))
+        self.snaps.append(snap)
+
+    def fork(self, day: int) -> _BetaTape:
+        """A private tape with this one's first `day` closes, to go on with other closes."""
+        t = _BetaTape(self.window, self.etps)
+        for snap in self.snaps[:day]:
+            t.advance(snap)
+        return t
+
+    def stats(self, key, day: int) -> tuple[int, float]:
+        """(pairs, slope) of a series' window as of the close of `day`."""
+        m = self.moves.get(key)
+        if m is None:
+            return 0, math.nan
+        i = bisect.bisect_right(m[0], day) - 1
+        return m[1][i] if i >= 0 else (0, math.nan)
+
+
+def close_prices(snap, etps: tuple[str, ...]) -> dict[tuple, float]:
+    """The series a close records: every VX contract, and the ETPs the hedge may hold (NaN when unpriced)."""
+    q = snap.quotes
+    prices: dict[tuple, float] = {("VX", e): p for e, p in q.vx.items()}
+    for sym in etps:
+        prices[("ETP", sym)] = q.etps.get(sym, math.nan)
+    return prices
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,21 +292,33 @@ def condor_vega_dollars(market: MarketModel, legs: list[tuple[OptionContract, in
     """$ change of the condor legs for a +1 point (0.01) parallel rise in SPX implied vol."""
     if not legs:
         return 0.0
-    s = market.surface
+    memo = snapshot_memo(market, "spx_vega")   # per-unit vega of a contract: a function of the snapshot alone
     total = 0.0
-    for o, n in legs:   # scalar BSM vega at the surface vol: cheaper than numpy for a dozen legs
-        T = market.years_to(o)
-        if T <= 0:
-            continue
-        sigma = float(s.vol(o.strike, T))
-        v = sigma * math.sqrt(T)
-        if v <= 1e-12:
-            continue
-        F = s.forward(T)
-        d1 = (math.log(F / o.strike) + 0.5 * v * v) / v
-        vega = s.spot * math.exp(-s.div_yield * T) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * math.sqrt(T)
-        total += vega * n * o.multiplier
+    for o, n in legs:
+        vega = memo.get(o.key, _MISSING)
+        if vega is _MISSING:
+            vega = memo[o.key] = _unit_vega(market, o)
+        if vega is not None:
+            total += vega * n * o.multiplier
     return total * 0.01
+
+
+_MISSING = object()
+
+
+def _unit_vega(market: MarketModel, o: OptionContract) -> float | None:
+    """Scalar BSM vega at the surface vol (cheaper than numpy for a dozen legs); None when it has no vega."""
+    T = market.years_to(o)
+    if T <= 0:
+        return None
+    s = market.surface
+    sigma = float(s.vol(o.strike, T))
+    v = sigma * math.sqrt(T)
+    if v <= 1e-12:
+        return None
+    F = s.forward(T)
+    d1 = (math.log(F / o.strike) + 0.5 * v * v) / v
+    return s.spot * math.exp(-s.div_yield * T) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * math.sqrt(T)
 
 
 def condor_max_loss(market: MarketModel, legs: list[tuple[OptionContract, int]]) -> float:

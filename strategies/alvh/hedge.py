@@ -167,7 +167,7 @@ class LayeredVixHedge(Strategy):
         self.activity: list[tuple] = []
         self.rounding: list[tuple] = []        # (date, layer, units, relative rounding error) for blends
         self.rejections = 0
-        self._etps = sorted({lp.instrument.symbol for lp in self.p.layers if lp.instrument.type == "etp"})
+        self._etps = tuple(sorted({lp.instrument.symbol for lp in self.p.layers if lp.instrument.type == "etp"}))
         self.trades: list[dict] = []           # hedge trades are fills; the condor book reports its own trades
 
     # ---- wiring --------------------------------------------------------------------------------
@@ -200,11 +200,7 @@ class LayeredVixHedge(Strategy):
                 self._manage(i, layer, new, snap, ctx)
 
     def _record_close(self, snap: MarketSnapshot) -> None:
-        q = snap.quotes
-        prices: dict[tuple, float] = {("VX", e): p for e, p in q.vx.items()}
-        for sym in self._etps:
-            prices[("ETP", sym)] = q.etps.get(sym, math.nan)
-        self.betas.record(q.vix, prices)
+        self.betas.record_close(snap, self._etps)
 
     def _decide(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         signal = read_signal(self.p.signal, snap)

@@ -23,6 +23,7 @@ VX price in the snapshot are eligible.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from functools import lru_cache
@@ -32,13 +33,17 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from engine.calendar import trading_days, vix_expiry
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option, vx_future
-from engine.marketmodel import MarketModel
+from engine.instruments import Equity, FutureContract, Instrument, OptionContract, vix_option
+from engine.instruments import vx_future as _new_vx_future
+from engine.marketmodel import MarketModel, snapshot_memo
 from engine.params import Params
 from engine.strikes import vix_strike_grid
 from engine.vixfutures import RollSchedule
 
 Basket = dict[Instrument, float]
+
+# Instruments are immutable values: the blends ask for the same few VX contracts every day.
+vx_future = lru_cache(maxsize=1024)(_new_vx_future)
 
 # ---------------------------------------------------------------------------------------------------
 # parameters (one model per instrument type; `type` picks it)
@@ -115,15 +120,14 @@ InstrumentParams = Annotated[VxParams | CmParams | EtpParams | VixCallParams | V
 
 
 @lru_cache(maxsize=1)
-def _sessions() -> np.ndarray:
-    return trading_days("2000-01-01", "2030-12-31").to_numpy().astype("datetime64[D]")
+def _sessions() -> list[int]:
+    return [d.toordinal() for d in trading_days("2000-01-01", "2030-12-31").date]
 
 
 def sessions_left(today: dt.date, expiry: dt.date) -> int:
     """NYSE sessions d with today < d <= expiry (the expiry day itself counts; VX settle at its open)."""
     s = _sessions()
-    return int(np.searchsorted(s, np.datetime64(expiry, "D"), "right")
-               - np.searchsorted(s, np.datetime64(today, "D"), "right"))
+    return bisect.bisect_right(s, expiry.toordinal()) - bisect.bisect_right(s, today.toordinal())
 
 
 @lru_cache(maxsize=4096)
@@ -141,30 +145,55 @@ def live_monthly(market: MarketModel) -> list[tuple[dt.date, float]]:
                   if e > today and math.isfinite(p) and p > 0 and is_monthly_vix_expiry(e))
 
 
+# Constant-maturity weights depend only on the date, the blend and the monthly expiries seen so far, which every
+# run of a sweep or verdict over the same history shares: kept per process (bounded), keyed by an id per set.
+_EXPIRY_SETS: dict[tuple[dt.date, ...], int] = {}
+_SCHEDULES: dict[int, RollSchedule] = {}
+_WEIGHTS: dict[tuple[int, dt.date, str], dict[dt.date, float]] = {}
+_MAX_WEIGHTS = 200_000
+
+
 class ExpiryBook:
     """Every monthly VX expiry seen so far (past ones are needed as the start of a roll period)."""
 
     def __init__(self) -> None:
         self.seen: set[dt.date] = set()
-        self._schedule: RollSchedule | None = None
-        self._memo: dict[tuple, dict[dt.date, float]] = {}
+        self._set_id: int | None = None
 
     def observe(self, market: MarketModel) -> None:
-        new = {e for e in market.quotes.vx if e not in self.seen and is_monthly_vix_expiry(e)}
+        memo = snapshot_memo(market, "monthly_vx")
+        monthly = memo.get(None)
+        if monthly is None:
+            monthly = memo[None] = [e for e in market.quotes.vx if is_monthly_vix_expiry(e)]
+        seen = self.seen
+        new = [e for e in monthly if e not in seen]
         if new:
-            self.seen |= new
-            self._schedule = None
-            self._memo.clear()
+            seen.update(new)
+            self._set_id = None
 
     def weights(self, date: dt.date, term: str) -> dict[dt.date, float]:
-        key = (date, term)
-        w = self._memo.get(key)
+        sid = self._set_id
+        if sid is None:
+            key = tuple(sorted(self.seen))
+            sid = _EXPIRY_SETS.get(key)
+            if sid is None:
+                if len(_EXPIRY_SETS) > 4096:
+                    _EXPIRY_SETS.clear()
+                    _SCHEDULES.clear()
+                    _WEIGHTS.clear()
+                sid = _EXPIRY_SETS[key] = len(_EXPIRY_SETS)
+            self._set_id = sid
+        wkey = (sid, date, term)
+        w = _WEIGHTS.get(wkey)
         if w is None:
-            if self._schedule is None:
-                self._schedule = RollSchedule(sorted(self.seen))
-            if len(self._memo) > 64:
-                self._memo.clear()
-            w = self._memo[key] = self._schedule.weights(date, "short" if term == "short" else "mid")
+            sched = _SCHEDULES.get(sid)
+            if sched is None:
+                if len(_SCHEDULES) > 8:
+                    _SCHEDULES.clear()
+                sched = _SCHEDULES[sid] = RollSchedule(sorted(self.seen))
+            if len(_WEIGHTS) > _MAX_WEIGHTS:
+                _WEIGHTS.clear()
+            w = _WEIGHTS[wkey] = sched.weights(date, "short" if term == "short" else "mid")
         return dict(w)
 
 
@@ -200,6 +229,15 @@ def _pick_expiry(live: list[tuple[dt.date, float]], today: dt.date, target: int,
 
 
 def _pick_strike(market: MarketModel, expiry: dt.date, F: float, select: str, delta: float, otm: float) -> float:
+    memo = snapshot_memo(market, "vix_strikes")   # a function of the snapshot: shared by the runs of a sweep
+    key = (expiry, F, select, delta, otm)
+    K = memo.get(key)
+    if K is None:
+        K = memo[key] = _strike_on_grid(market, expiry, F, select, delta, otm)
+    return K
+
+
+def _strike_on_grid(market: MarketModel, expiry: dt.date, F: float, select: str, delta: float, otm: float) -> float:
     grid = vix_strike_grid(F)
     if select == "otm":
         return float(grid[int(np.argmin(np.abs(grid - F * (1.0 + otm))))])

@@ -1,0 +1,47 @@
+"""analysis/tasks.py scheduling pieces: progress lines off a terminal, Dask chunks, the local:N scheduler form."""
+import io
+import re
+
+import pytest
+
+from analysis import tasks
+
+
+def test_progress_prints_plain_lines_with_rate_and_eta_off_a_terminal():
+    out = io.StringIO()   # not a terminal: no bar, plain lines
+    with tasks.Progress(4, "sweep", True, every=0.0, stream=out) as bar:
+        for _ in range(4):
+            bar.update()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4
+    assert re.fullmatch(r"sweep: 2/4 runs \(50%\), [\d.]+ runs/s, elapsed \d+s, ETA \d+s", lines[1])
+    assert lines[-1].startswith("sweep: 4/4 runs (100%)") and lines[-1].endswith("ETA 0s")
+
+
+def test_progress_lines_are_spaced_in_time_and_silent_when_disabled():
+    out = io.StringIO()
+    bar = tasks.Progress(100, "verdict runs", True, every=3600.0, stream=out)
+    for _ in range(99):
+        bar.update()
+    assert out.getvalue() == ""                       # nothing until the interval passes ...
+    bar.update()
+    assert out.getvalue().startswith("verdict runs: 100/100")   # ... except the last line
+    quiet = io.StringIO()
+    q = tasks.Progress(3, "x", False, every=0.0, stream=quiet)
+    for _ in range(3):
+        q.update()
+    assert quiet.getvalue() == ""
+
+
+def test_dask_chunks_keep_order_and_stay_small_per_worker():
+    items = [{"i": i} for i in range(578)]
+    chunks = tasks._chunks(items, 2)
+    assert [t for c in chunks for t in c] == items
+    assert max(len(c) for c in chunks) <= 578 // 32 + 1 and len(chunks) >= 32
+    assert tasks._chunks(items[:5], 2) == [[t] for t in items[:5]]
+
+
+def test_local_scheduler_needs_a_worker_count(tmp_path):
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="local:N"):
+        tasks.run_tasks(tasks.process_info, [{}], data_dir=str(tmp_path), scheduler="local:0", progress=False)
