@@ -98,7 +98,7 @@ class SurfaceState:
 
 
 def _ok(x: float) -> bool:
-    return x is not None and math.isfinite(x) and x > 0
+    return x is not None and 0.0 < x < math.inf   # False for NaN
 
 
 FEATURES = ("vix", "short", "long", "vvix", "skew")
@@ -148,18 +148,20 @@ def _coefficients(p: RegimeParams) -> tuple[tuple[float, ...], tuple[float, ...]
     return (tuple(getattr(p, f"rho_{f}") for f in FEATURES), tuple(getattr(p, f"psi_{f}") for f in FEATURES))
 
 
+_TENORS = tuple((days / 365.0, days / 365.0 * 1e-4) for days in (9, 30, 91, 182))
+
+
 def index_term_points(state: SurfaceState) -> list[tuple[float, float]]:
     """(T years, total variance) of the Cboe indices that exist that day, total variance made non-decreasing."""
-    pts = []
-    for level, days in ((state.vix9d, 9), (state.vix, 30), (state.vix3m, 91), (state.vix6m, 182)):
-        if _ok(level):
-            pts.append((days / 365.0, (level / 100.0) ** 2 * days / 365.0))
-    if not pts:
-        raise ValueError("the regime SPX surface needs at least the VIX")
     out, run = [], 0.0
-    for t, w in pts:
-        run = max(run, w)
-        out.append((t, run))
+    for level, (t, c) in zip((state.vix9d, state.vix, state.vix3m, state.vix6m), _TENORS):
+        if level is not None and 0.0 < level < math.inf:
+            w = level * level * c
+            if w > run:
+                run = w
+            out.append((t, run))
+    if not out:
+        raise ValueError("the regime SPX surface needs at least the VIX")
     return out
 
 
@@ -379,6 +381,7 @@ class RegimeSurface(BsmSmile):
         "_node_T",
         "_node_th",
         "_omr2",
+        "_psi_cap",
         "_pts",
         "_rho",
         "_short",
@@ -406,9 +409,12 @@ class RegimeSurface(BsmSmile):
         self._carry = self.rate - self.div_yield
         self._feat = feats = state.features()
         rc, pc, self._wing, self._wingc, self._table = _per_params(params)
-        self._rho = rho = math.tanh(params.rho0 + sum(c * f for c, f in zip(rc, feats)))
+        f0, f1, f2, f3, f4 = feats
+        self._rho = rho = math.tanh(params.rho0 + rc[0] * f0 + rc[1] * f1 + rc[2] * f2 + rc[3] * f3 + rc[4] * f4)
         self._omr2 = 1.0 - rho * rho
-        self._lpsi = params.psi0 + sum(c * f for c, f in zip(pc, feats))
+        self._lpsi = params.psi0 + pc[0] * f0 + pc[1] * f1 + pc[2] * f2 + pc[3] * f3 + pc[4] * f4
+        a = 1.0 + abs(rho)   # psi's no-arbitrage clamps (RegimeParams.psi_at)
+        self._psi_cap = (0.995 * 2.0 / math.sqrt(a), 3.8 / (a * params.wing_cap))
         self._th30: float | None = None
         self._w30 = math.nan
         self._short: tuple[float, float] | None = None
@@ -504,8 +510,9 @@ class RegimeSurface(BsmSmile):
         if hit is None:
             T1 = max(T, _T_FLOOR)
             th = self.theta(T1)
-            psi = self.params.psi_at(self._lpsi, th, self._th30, self._rho)
             sth = math.sqrt(th)
+            c1, c2 = self._psi_cap   # RegimeParams.psi_at, inlined
+            psi = min(math.exp(self._lpsi + self.params.psi_theta * math.log(th / self._th30)), c1, c2 / sth)
             hit = (th, psi, self.spot * math.exp(self._carry * T1), sth, 1.0 / sth, th / T1)
             self._slices[T] = hit
         return hit
