@@ -162,7 +162,10 @@ class SurfaceFit:
     n_options: int
 
 
-def fit_surface(data: FitData, fit_dates: Sequence[str] = FIT_DATES, base: RegimeParams = RegimeParams(),
+_DEFAULT_PARAMS = RegimeParams()
+
+
+def fit_surface(data: FitData, fit_dates: Sequence[str] = FIT_DATES, base: RegimeParams = _DEFAULT_PARAMS,
                 names: Sequence[str] = SHAPE_FIELDS, ridge: float = RIDGE) -> SurfaceFit:
     """Soft-L1 least squares on the IV error (vol points) of the fit dates' OTM options, |delta| 0.03-0.50, 7-90
     DTE; each date weighs the same whatever its option count (a Cboe chain holds 50x the options of a vendor day).

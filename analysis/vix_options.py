@@ -65,7 +65,10 @@ def _fit_rows(mk: pd.DataFrame) -> pd.DataFrame:
     return mk[mk["abs_delta"].between(*FIT_DELTA) & mk["dte"].between(*FIT_DTE)]
 
 
-def fit_vix_options(mk: pd.DataFrame, base: VixOptionParams = VixOptionParams(), dates=None) -> VixOptionParams:
+_DEFAULT_PARAMS = VixOptionParams()
+
+
+def fit_vix_options(mk: pd.DataFrame, base: VixOptionParams = _DEFAULT_PARAMS, dates=None) -> VixOptionParams:
     from scipy.optimize import least_squares
 
     sub = _fit_rows(mk if dates is None else mk[mk["date"].isin(dates)])
@@ -124,7 +127,7 @@ class VixOptionFit:
         return {f: getattr(self.params, f) for f in FIT_FIELDS}
 
 
-def run_vix_option_fit(data_dir, panel, base: VixOptionParams = VixOptionParams()) -> VixOptionFit:
+def run_vix_option_fit(data_dir, panel, base: VixOptionParams = _DEFAULT_PARAMS) -> VixOptionFit:
     mk = load_vix_market(data_dir, panel)
     params = fit_vix_options(mk, base)
     err = errors(params, mk)

@@ -157,8 +157,7 @@ def index_term_points(state: SurfaceState) -> list[tuple[float, float]]:
     for level, (t, c) in zip((state.vix9d, state.vix, state.vix3m, state.vix6m), _TENORS):
         if level is not None and 0.0 < level < math.inf:
             w = level * level * c
-            if w > run:
-                run = w
+            run = max(run, w)
             out.append((t, run))
     if not out:
         raise ValueError("the regime SPX surface needs at least the VIX")
@@ -532,8 +531,7 @@ class RegimeSurface(BsmSmile):
 
     # ---- smile ------------------------------------------------------------------------------------------------
     def _vol_scalar(self, K: float, T: float) -> float:
-        if T < _T_FLOOR:
-            T = _T_FLOOR
+        T = max(T, _T_FLOOR)
         hit = self._slices.get(T)
         _, psi, F, _, inv_sth, th_T = hit if hit is not None else self._slice(T)
         x = math.log(K / F) * inv_sth

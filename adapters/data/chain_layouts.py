@@ -98,8 +98,8 @@ def _quote_table_head(name: str, lines: list[str], header: list[str], what: str)
 
 def _session_notes(name: str, stamp: pd.Timestamp, trade_date: pd.Timestamp) -> list[str]:
     if stamp.normalize() != trade_date or stamp.hour < 16:
-        return [f"{name}: downloaded {stamp:%a %Y-%m-%d %H:%M} ET, read as the quotes of {trade_date.date()}"
-                f"{' (before the open: prior-close or early GTH quotes)' if stamp.hour < 10 else ''}"]
+        return [(f"{name}: downloaded {stamp:%a %Y-%m-%d %H:%M} ET, read as the quotes of {trade_date.date()}"
+                 f"{' (before the open: prior-close or early GTH quotes)' if stamp.hour < 10 else ''}")]
     return []
 
 
@@ -118,7 +118,7 @@ def load_layout_a(path: Path) -> ChainSnapshot:
         # Excel read MM/DD/YYYY as DD/MM/YYYY where that made a valid date and stored the serial number: undo the
         # swap and require it to reproduce the OCC symbol's expiry on every such row.
         as_date = _EXCEL_EPOCH + pd.to_timedelta(pd.to_numeric(exp_txt.where(serial)), unit="D")
-        swapped = pd.to_datetime(dict(year=as_date.dt.year, month=as_date.dt.day, day=as_date.dt.month), errors="coerce")
+        swapped = pd.to_datetime({"year": as_date.dt.year, "month": as_date.dt.day, "day": as_date.dt.month}, errors="coerce")
         sym = parse_occ(name, file_line, raw["c_sym"])
         ok = serial.to_numpy() & (swapped.to_numpy() == sym["expiry"].to_numpy())
         first_bad(name, file_line, serial.to_numpy() & ~ok,
@@ -208,7 +208,7 @@ def _read_table(name: str, path: Path, columns: list[str]) -> tuple[pd.DataFrame
 
 def _vendor_fields(raw: pd.DataFrame, sel, iv: str, delta: str, gamma: str, last: str) -> dict[str, np.ndarray]:
     """The file's own IV, delta, gamma and last trade for the selected rows (informational: never used to price)."""
-    col = lambda c: pd.to_numeric(raw.loc[sel, c], errors="coerce").to_numpy()  # noqa: E731
+    col = lambda c: pd.to_numeric(raw.loc[sel, c], errors="coerce").to_numpy()
     return {"iv_vendor": col(iv), "delta_vendor": col(delta), "gamma_vendor": col(gamma), "last": col(last)}
 
 
@@ -249,8 +249,8 @@ def load_layout_d(path: Path) -> list[ChainSnapshot]:
             "_line": lines[sel]})
         td = pd.Timestamp(day)
         check_name_date(name, int(lines[sel][0]), td, "quote_date")
-        notes = [f"{name}: {len(set(legacy))} legacy roots ({', '.join(sorted(set(legacy)))}) of the AM-settled SPX "
-                 "product read as root SPX"]
+        notes = [(f"{name}: {len(set(legacy))} legacy roots ({', '.join(sorted(set(legacy)))}) of the AM-settled SPX "
+                  "product read as root SPX")]
         if n_sat:
             notes.append(f"{name}: {n_sat} Saturday expiration dates read as the Friday whose opening print settles them")
         u = und[sel]
@@ -294,8 +294,8 @@ def load_layout_e(path: Path) -> list[ChainSnapshot]:
         td = last_session_on_or_before(st.normalize())
         check_name_date(name, int(lines[sel][0]), td, "quote_datetime")
         spot = (num["underlying_bid"][sel][0] + num["underlying_ask"][sel][0]) / 2.0
-        notes = [f"{name}: underlying_bid/ask is spot {underlying} (the 'last' here), not the options' underlying; "
-                 "the forward column holds implied_underlying_price"] if underlying == "VIX" else []
+        notes = [(f"{name}: underlying_bid/ask is spot {underlying} (the 'last' here), not the options' underlying; "
+                  "the forward column holds implied_underlying_price")] if underlying == "VIX" else []
         out.append(build_snapshot(name, path, underlying, "E", td, spot, rows, notes=notes,
                                   snapshot_time=st.tz_localize("America/New_York")))
     return out
@@ -365,8 +365,8 @@ def load_layout_r(path: Path) -> ChainSnapshot:
         "bid": numbers(name, lines, raw["bid"], "bid"), "ask": numbers(name, lines, raw["ask"], "ask"),
         "volume": 0, "open_interest": 0, "iv_vendor": np.nan, "delta_vendor": np.nan, "gamma_vendor": np.nan,
         "last": np.nan, "symbol": [occ_symbol("SPX", e, c, k) for e, c, k in zip(expiry, right, strike)], "_line": lines})
-    notes = [f"{name}: maturities given in years ({', '.join(sorted(raw['term'].unique()))}); {n_sat} Saturday "
-             "expiration dates read as the Friday whose opening print settles them"]
+    notes = [(f"{name}: maturities given in years ({', '.join(sorted(raw['term'].unique()))}); {n_sat} Saturday "
+              "expiration dates read as the Friday whose opening print settles them")]
     return build_snapshot(name, path, "SPX", "R", td, float(und[0]), rows, notes=notes)
 
 

@@ -121,7 +121,7 @@ def parse_occ(name: str, lines: np.ndarray, sym: pd.Series) -> pd.DataFrame:
 
 
 def occ_symbol(root: str, expiry: pd.Timestamp, right: str, strike: float) -> str:
-    return f"{root}{pd.Timestamp(expiry):%y%m%d}{right}{int(round(strike * 1000)):08d}"
+    return f"{root}{pd.Timestamp(expiry):%y%m%d}{right}{round(strike * 1000):08d}"
 
 
 def split_sides(name: str, raw: pd.DataFrame, lines: np.ndarray, expiry: pd.Series, strike: np.ndarray,
@@ -135,7 +135,7 @@ def split_sides(name: str, raw: pd.DataFrame, lines: np.ndarray, expiry: pd.Seri
         if check_expiry:
             checks.insert(0, ("expiry", occ["expiry"].to_numpy() != expiry.to_numpy()))
         for what, bad in checks:
-            first_bad(name, lines, bad, lambda i, what=what: f"OCC symbol {occ['symbol'].iloc[i]} disagrees with the row's {what}")
+            first_bad(name, lines, bad, lambda i, what=what, occ=occ: f"OCC symbol {occ['symbol'].iloc[i]} disagrees with the row's {what}")
         who = "call" if side == "c" else "put"
         num = {k: numbers(name, lines, raw[f"{side}_{k}"], f"{who} {k}") for k in ("bid", "ask", "vol", "oi")}
         opt = {k: pd.to_numeric(raw[f"{side}_{k}"].astype(str).str.strip(), errors="coerce").to_numpy("float64")

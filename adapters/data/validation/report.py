@@ -155,7 +155,10 @@ def coverage_table(v: Validated) -> pd.DataFrame:
 def check_option_files(data_dir: Path, sink: Sink) -> pd.DataFrame:
     """Load every option-quote file (every layout of SOURCES.md section 10) with the same checks the analyses use;
     a file that fails is an error naming file and line. One coverage row per file: first/last quote date, quotes."""
-    from ..chain_layouts import list_option_files, load_option_file  # lazy: load_panel never reads option files
+    from ..chain_layouts import (  # lazy: load_panel never reads option files
+        list_option_files,
+        load_option_file,
+    )
 
     recs = []
     for path in list_option_files(data_dir):
