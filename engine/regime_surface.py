@@ -271,17 +271,15 @@ class _LogCTable:
 
     def col(self, i: int, j: int) -> list[float]:
         """The column's first _NLO nodes."""
-        key = i * _NPSI + j
-        c = self._cols.get(key)
-        if c is None:
-            c = self._cols[key] = self._build(i, j, _NLO)
-        return c
+        c = self._cols.get(i * _NPSI + j)
+        return c if c is not None else self._store(self._cols, i, j, _NLO)
 
     def col_full(self, i: int, j: int) -> list[float]:
-        key = i * _NPSI + j
-        c = self._full.get(key)
-        if c is None:
-            c = self._full[key] = self._build(i, j, _NS)
+        c = self._full.get(i * _NPSI + j)
+        return c if c is not None else self._store(self._full, i, j, _NS)
+
+    def _store(self, cols: dict[int, list[float]], i: int, j: int, n: int) -> list[float]:
+        c = cols[i * _NPSI + j] = self._build(i, j, n)
         return c
 
 
