@@ -108,7 +108,10 @@ class DaemonParams(Params):
     strategy_factory: str | None = Field(None, description="'module:function' -> list[Strategy] given the RunConfig; "
                                                            "default: the configured [condor]/[hedge] books")
     halt_poll_seconds: float = Field(1.0, gt=0, le=60)
-    ready_wait_seconds: float = Field(60.0, gt=0, description="a job waits this long for a (re)connection")
+    ready_wait_seconds: float = Field(60.0, gt=0, description="a job waits this long for a (re)connection, then is "
+                                                              "deferred to when trading is ready (within its window)")
+    recovery_deadline_seconds: float = Field(900.0, gt=0, description="not reconnected and reconciled for this long "
+                                                                      "(retries go on): halt with the reason")
     ib: IBSettings = Field(default_factory=IBSettings)
     schedule: ScheduleParams = Field(default_factory=ScheduleParams)
     orders: OrderParams = Field(default_factory=OrderParams)

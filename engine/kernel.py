@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,6 +81,8 @@ class Kernel:
         self.margin = margin or MarginParams()
         # limits and the kill switch: the same checks for every broker, replay or live
         self.risk = RiskGate(limits, orders_today)
+        # an outside reason no order may go out now (the daemon: inside the broker's nightly reset window)
+        self.blocked: Callable[[], str | None] = lambda: None
         # Replay: a missing settlement value is a data error. Live: the value (VRO, SOQ) can arrive late,
         # so the position stays on the book, is logged, and is settled at the first snapshot that has it.
         self.strict_settlement = strict_settlement
@@ -160,7 +163,8 @@ class Kernel:
 
     # ---- the kill switch -----------------------------------------------------------------------
     def halt(self, reason: str) -> None:
-        """Refuse every new order and cancel every working one, whatever the broker."""
+        """Refuse every new order and cancel every working one, whatever the broker. Synchronous: the halted
+        state is set before the first cancel, so a broker asked why it cancels sees it."""
         if self.risk.halt(reason):
             log.warning("halted", reason=reason)
         for order in list(self.broker.working_orders()):
@@ -181,7 +185,7 @@ class Kernel:
         reason = self.risk.refusal(order, today=today, vx=m.vx, etp=m.etp,
                                    held=lambda key: self.ledger.net_positions().get(key, 0))
         if reason is None:
-            reason = self.pretrade_check(order)
+            reason = self.blocked() or self.pretrade_check(order)
         if reason is not None:
             self.records.rejections.append((self.market.date if self.market else None, order.intent_id, reason))
             log.debug("order_rejected", intent=order.intent_id, reason=reason)

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from engine.calendar import listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
-from engine.instruments import OptionContract
+from engine.instruments import OptionContract, instrument_from_dict
 from engine.marketmodel import snapshot_memo
 from engine.orders import OrderLeg
 from engine.params import Params
@@ -331,7 +331,7 @@ class IronCondorBook(Strategy):
         condors = {}
         for k, v in self.condors.items():
             raw = asdict(v)
-            raw["legs"] = [_leg_state(leg) for leg in v.legs]
+            raw["legs"] = [leg.to_dict() for leg in v.legs]
             condors[k] = raw
         return {"condors": condors, "n": self._n, "last_entry_key": self._last_entry_key}
 
@@ -343,7 +343,7 @@ class IronCondorBook(Strategy):
         self.by_intent.clear()
         for cid, raw in state.get("condors", {}).items():
             raw = dict(raw)
-            raw["legs"] = tuple(_leg_from_state(leg) if isinstance(leg, dict) else leg for leg in raw["legs"])
+            raw["legs"] = tuple(instrument_from_dict(leg) if isinstance(leg, dict) else leg for leg in raw["legs"])
             raw["ratios"] = tuple(raw["ratios"])
             c = Condor(**raw)
             self.condors[cid] = c
@@ -376,16 +376,3 @@ def _net(ratios: tuple[int, ...], prices: list[float]) -> float:
         total += r * px
     return total
 
-
-_LEG_FIELDS = ("root", "expiry", "strike", "right", "settlement", "multiplier")
-
-
-def _leg_state(leg: OptionContract) -> dict:
-    return {f: getattr(leg, f) for f in _LEG_FIELDS}
-
-
-def _leg_from_state(raw: dict) -> OptionContract:
-    expiry = raw["expiry"]
-    if isinstance(expiry, str):
-        expiry = dt.date.fromisoformat(expiry[:10])
-    return OptionContract(**{**{f: raw[f] for f in _LEG_FIELDS if f in raw}, "expiry": expiry})

@@ -133,17 +133,8 @@ def violations(root: Path = ROOT) -> list[str]:
     return bad
 
 
-# Being removed by the journal-port change in progress (adapters/ib reaches the store through engine/ports.py);
-# this set only shrinks.
-KNOWN = {
-    "adapters.ib.broker (the IB adapter) imports adapters.live (the daemon)",
-    "adapters.ib.broker (the IB adapter) imports adapters.live.state (the daemon)",
-    "adapters.ib.contracts (the IB adapter) imports adapters.live.state (the daemon)",
-}
-
-
 def test_the_house_rules_hold():
-    assert sorted(set(violations()) - KNOWN) == []
+    assert violations() == []
 
 
 @pytest.mark.parametrize("planted, expected", [

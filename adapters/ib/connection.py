@@ -12,6 +12,9 @@ the `IB` object and the rules around it:
   loop; 1100 (connectivity IB<->TWS lost) -> `on_down` with the socket kept; 1101 (restored, data
   lost) and 1102 (restored, data kept) -> `on_up(reason)`. The owner (the daemon) resubscribes market
   data and reconciles in `on_up` before trading resumes.
+- A failed `on_up` (a reconcile that timed out) is retried with the same capped backoff while the link is
+  up, until it succeeds; the owner decides how long is too long (the daemon halts after its deadline).
+  `recover(reason)` asks for the same (e.g. after an end-of-day reconcile failed).
 """
 from __future__ import annotations
 
@@ -117,7 +120,10 @@ class Connection:
         self.state = "disconnected"   # disconnected | connecting | up | degraded | closed
         self.link_ok = True           # False between 1100/2110 and 1101/1102 (IB <-> TWS connectivity)
         self.client_id: int | None = None
-        self.account: str = ""
+        self.account: str = ""        # the account traded: the owner checks it against `managed`
+        self.managed: list[str] = []  # managedAccounts of the login
+        self.last_error: str = ""     # the last connect/recovery failure, for the owner's reports
+        self.failures = 0             # connect/recovery attempts that failed, ever
         self.connects = 0
         self.errors: list[tuple[int, int, str]] = []
         self._closing = False
@@ -178,8 +184,8 @@ class Connection:
             self.client_id = cid
             self.connects += 1
             self.link_ok = True
-            accounts = self.ib.managedAccounts()
-            self.account = self.settings.account or (accounts[0] if accounts else "")
+            self.managed = [a for a in self.ib.managedAccounts() if a]
+            self.account = self.settings.account or (self.managed[0] if len(self.managed) == 1 else "")
             await self.pacer.acquire()
             self.ib.reqMarketDataType(MARKET_DATA_TYPES[self.settings.market_data_type])
             self.state = "up"
@@ -218,6 +224,8 @@ class Connection:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                self.last_error = str(e) or type(e).__name__
+                self.failures += 1
                 self.state = "connecting"
                 if self.ib.isConnected():
                     self.ib.disconnect()
@@ -295,18 +303,58 @@ class Connection:
                         ErrorKind.DUPLICATE_ORDER_ID, ErrorKind.CONTRACT):
             log.info("ib_error", code=code, req_id=req_id, message=message)
 
+    def recover(self, reason: str) -> None:
+        """Run on_up again (resubscribe + reconcile), with backoff until it succeeds."""
+        if self.ib.isConnected() and self.state in ("up", "degraded"):
+            self._spawn_up(reason)
+
     def _spawn_up(self, reason: str) -> None:
         if self.on_up is None:
             return
-        loop = asyncio.get_running_loop()
+        self._up_task = asyncio.get_running_loop().create_task(self._up_with_backoff(reason))
 
-        async def run() -> None:
+    async def _up_with_backoff(self, reason: str) -> None:
+        """on_up until it succeeds. Gives way when the socket drops (the reconnect loop takes over) or the
+        link is lost again (the next 1101/1102 starts over)."""
+        s = self.settings
+        delays = backoff_delays(s.reconnect_initial, s.reconnect_factor, s.reconnect_max, rng=self.rng)
+        attempt = 0
+        while not self._closing:
+            attempt += 1
             try:
                 await self.on_up(reason)
-            except Exception as e:  # noqa: BLE001
-                log.error("resume_failed", reason=reason, error=str(e))
+                return
+            except FatalConnectionError as e:
+                log.error("resume_refused", reason=reason, error=str(e))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - retried below
+                self.last_error = str(e) or type(e).__name__
+                self.failures += 1
+                delay = next(delays)
+                log.error("resume_failed", reason=reason, attempt=attempt, error=self.last_error,
+                          retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
+            if not (self.ib.isConnected() and self.state in ("up", "degraded") and self.link_ok):
+                log.info("resume_retry_dropped", reason=reason, note="waiting for the connection to come back")
+                return
 
-        self._up_task = loop.create_task(run())
+    # ---- memory --------------------------------------------------------------------------------
+    def forget_done(self, done_statuses: frozenset[str]) -> int:
+        """Drop finished trades and their fills from ib_async's caches (end of day). ib_async keeps every
+        Trade and Fill of a connection for the connection's life; a daemon that stays connected for months
+        would grow without bound. Working trades are kept."""
+        w = self.ib.wrapper
+        done = [key for key, tr in w.trades.items() if tr.orderStatus.status in done_statuses]
+        perms = set()
+        for key in done:
+            tr = w.trades.pop(key)
+            perms.add(tr.order.permId)
+            w.permId2Trade.pop(tr.order.permId, None)
+        for exec_id in [k for k, f in w.fills.items() if f.execution.permId in perms or f.execution.permId == 0]:
+            del w.fills[exec_id]
+        return len(done)
 
     # ---- shutdown ------------------------------------------------------------------------------
     async def close(self) -> None:

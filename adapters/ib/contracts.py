@@ -8,8 +8,9 @@
   expiry/strike exists before asking for contract details.
 - A BAG (combo) is built locally from the legs' conIds: contract details are never requested for a
   BAG (TWS answers error 321, or nothing).
-The conId of every resolved instrument is also written to the state store, so executions and
-positions can be mapped back to engine instruments after a restart.
+The conId of every resolved instrument is also written to a contract cache (the engine's ContractCache port,
+the daemon's state store), so executions and positions can be mapped back to engine instruments after a
+restart; contracts that expired before today are not loaded back.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.ib.connection import Pacer, bounded
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.instruments import Equity, FutureContract, Instrument, OptionContract, instrument_from_dict
 from engine.orders import OrderLeg
+from engine.ports import ContractCache
 
 log = structlog.get_logger("alvh.ib")
 
@@ -98,7 +100,7 @@ def contract_fields(c) -> dict:
 
 
 class ContractResolver:
-    def __init__(self, ib, pacer: Pacer, timeout: float = 10.0, store=None,
+    def __init__(self, ib, pacer: Pacer, timeout: float = 10.0, store: ContractCache | None = None,
                  today=dt.date.today) -> None:
         self.ib = ib
         self.today = today  # the daemon's clock (simulated in paper replay)
@@ -111,10 +113,11 @@ class ContractResolver:
         self._chains: dict[tuple[str, dt.date], list[Chain]] = {}
         self.requests = 0
         if store is not None:
-            from adapters.live.state import instrument_from_dict
-
+            now = today()
             for key, con_id, raw in store.contracts():
                 inst = instrument_from_dict(raw["instrument"])
+                if getattr(inst, "expiry", now) < now:
+                    continue
                 self._by_con_id[con_id] = inst
                 self._by_key[key] = self._rebuild(inst, con_id)
 
@@ -136,6 +139,18 @@ class ContractResolver:
                 self._by_con_id[int(contract.conId)] = inst
         return inst
 
+    def instrument_for_key(self, key: str) -> Instrument | None:
+        return next((inst for inst in self._by_con_id.values() if inst.key == key), None)
+
+    def prune(self) -> int:
+        """Forget contracts that expired before today (end of day): the caches hold what can still trade."""
+        today = self.today()
+        gone = {cid: inst for cid, inst in self._by_con_id.items() if getattr(inst, "expiry", today) < today}
+        for cid, inst in gone.items():
+            del self._by_con_id[cid]
+            self._by_key.pop(inst.key, None)
+        return len(gone)
+
     def con_id(self, inst: Instrument) -> int | None:
         c = self._by_key.get(inst.key)
         return int(c.conId) if c is not None and c.conId else None
@@ -144,10 +159,8 @@ class ContractResolver:
         self._by_key[inst.key] = contract
         self._by_con_id[int(contract.conId)] = inst
         if self.store is not None:
-            from adapters.live.state import instrument_to_dict
-
             self.store.save_contract(inst.key, int(contract.conId),
-                                     {"instrument": instrument_to_dict(inst), "ib": contract_fields(contract)})
+                                     {"instrument": inst.to_dict(), "ib": contract_fields(contract)})
 
     async def _details(self, contract) -> list:
         await self.pacer.acquire()

@@ -159,12 +159,47 @@ class MarketData:
         log.info("market_data_subscribed", mode=self.p.mode, lines=len(self.lines),
                  unavailable=sorted(self.unavailable))
 
+    async def roll(self) -> None:
+        """Move to the next session's contracts while connected (a VX month expired, a new one listed):
+        streaming lines no longer watched are cancelled, new ones subscribed, the rest kept."""
+        old = {hash(ln.contract): ln for ln in self.lines}
+        await self.discover()
+        if self.p.mode == "stream":
+            now = {hash(ln.contract) for ln in self.lines}
+            for key, ln in old.items():
+                if key not in now:
+                    with contextlib.suppress(Exception):  # an expired contract IB no longer knows
+                        self.ib.cancelMktData(ln.contract)
+            for ln in self.lines:
+                prev = old.get(hash(ln.contract))
+                if prev is not None and prev.ticker is not None:
+                    ln.ticker = prev.ticker
+                else:
+                    await self.pacer.acquire()
+                    ln.ticker = self.ib.reqMktData(ln.contract, "", False, False)
+        log.info("market_data_rolled", lines=len(self.lines), dropped=len(set(old) - {hash(ln.contract)
+                                                                                       for ln in self.lines}))
+
     def unsubscribe(self) -> None:
         if self.p.mode == "stream" and self.ib.isConnected():
             for line in self.lines:
                 with contextlib.suppress(Exception):  # best effort on shutdown
                     self.ib.cancelMktData(line.contract)
         self.subscribed = False
+
+    def prune(self) -> int:
+        """Forget finished snapshot requests and tickers of contracts no longer watched (end of day): ib_async
+        keeps a Ticker per contract and a reqId entry per snapshot request for the connection's life."""
+        w = self.ib.wrapper
+        streaming = w.ticker2ReqId.get("mktData", {})
+        keep_req = set(streaming.values()) | {k for k in w._futures if isinstance(k, int)}
+        stale = [r for r in w.reqId2Ticker if r not in keep_req]
+        for r in stale:
+            del w.reqId2Ticker[r]
+        watched = {hash(ln.contract) for ln in self.lines} | {hash(t.contract) for t in streaming}
+        for k in [k for k in w.tickers if k not in watched]:
+            del w.tickers[k]
+        return len(stale)
 
     def _age(self, ticker) -> float:
         ts = getattr(ticker, "timestamp", None)

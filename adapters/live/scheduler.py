@@ -13,11 +13,13 @@ would put a job there is refused when the config is loaded.
 
 `plan_session` is a pure function (tested on its own); `SessionScheduler` installs a plan into an
 apscheduler AsyncIOScheduler for live runs. Paper replay runs the same plan on an accelerated clock
-(see runner.py), so a rehearsal exercises the very same job list.
+(see paper_replay.py), so a rehearsal exercises the very same job list. `job_window` is how long a job
+deferred for lack of a connection may still run (see jobs.py).
 """
 from __future__ import annotations
 
 import datetime as dt
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -105,6 +107,37 @@ def plan_session(day: dt.date, params: ScheduleParams) -> list[Job]:
     jobs.append(Job(day, "eod", close + dt.timedelta(minutes=params.eod_after_close_minutes), "eod"))
     out = [j for j in jobs if not in_reset_window(j.at, params)]
     return sorted(out, key=lambda j: j.at)
+
+
+def job_window(job: Job, params: ScheduleParams) -> dt.datetime:
+    """Until when a job that could not run on time may still run: a snapshot job until the next snapshot job
+    of its session (the close job until the session close), the pre-open check until the open job, the
+    end-of-day job until midnight."""
+    if job.kind == "eod":
+        return _at(job.session + dt.timedelta(days=1), dt.time(0, 0))
+    later = [j.at for j in plan_session(job.session, params) if j.kind == "snapshot" and j.at > job.at]
+    if later:
+        return min(later)
+    return session_hours(job.session)[1]
+
+
+class ReplayClock:
+    """Paper-replay clock: jumps to each job's time; between jobs it runs at `speed` x wall time (0 = frozen)."""
+
+    def __init__(self, start: dt.datetime, speed: float = 0.0) -> None:
+        self._t = start
+        self._mark = time.monotonic()
+        self.speed = speed
+
+    def now(self) -> dt.datetime:
+        if self.speed:
+            return self._t + dt.timedelta(seconds=(time.monotonic() - self._mark) * self.speed)
+        return self._t
+
+    def set(self, t: dt.datetime) -> None:
+        now = self.now()
+        self._t = max(now, t)
+        self._mark = time.monotonic()
 
 
 JobRunner = Callable[[Job], Awaitable[None]]

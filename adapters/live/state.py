@@ -1,4 +1,5 @@
-"""The daemon's state store: SQLite (stdlib) in WAL mode, one file per account/config.
+"""The daemon's state store: SQLite (stdlib) in WAL mode, one file per account and mode. It implements the
+engine's OrderJournal and ContractCache ports for the IB adapter.
 
 What it holds and why:
 - `intents`: the intent journal. A row is written - and committed together with the strategy state
@@ -6,274 +7,133 @@ What it holds and why:
   filled / cancelled / rejected / abandoned. After a crash every non-final row is resolved against
   the broker by its intent id (= IB orderRef): working -> adopt, filled -> record fills, not at the
   broker -> resend (same session) or abandon. So no order is sent twice and none is forgotten.
-- `executions`: every IB execution once (execId is the primary key: the dedupe key for fills).
+- `executions`: every IB execution once, keyed by (execId, owner) where owner is the order's permId (or its
+  orderRef): an execId alone is not unique across TWS sessions. An execId whose last `.NN` part is higher
+  than a stored one of the same order is IB's correction of it and replaces it while it is not yet booked.
 - `fills`: the engine FillEvents built from executions, committed in the same transaction as the
   ledger snapshot and strategy states they changed.
 - `positions`: the broker's positions at the last reconcile (for `alvh status`).
-- `strategy_state`, `meta` (ledger snapshot, halted flag, account, heartbeat), `jobs` (which of the
+- `strategy_state`, `meta` (ledger snapshot, halted flag, identity, heartbeat), `jobs` (which of the
   session's scheduled jobs are done), `contracts` (resolved conIds, so executions can be mapped back
   to instruments after a restart without asking IB again).
+- `meta.identity`: the mode (paper, live or rehearsal) and the account (masked, plus a hash to compare) the
+  store belongs to; the daemon refuses a store of another mode or account, naming both.
 
 All writes go through `transaction()` (BEGIN IMMEDIATE ... COMMIT; nested calls join the outer
-transaction). `synchronous=FULL`: a committed row survives a crash of the process or the machine.
+transaction). Durability: in WAL mode with `synchronous=NORMAL` every commit survives a crash of the process
+(SIGKILL included) without an fsync per commit; `sync()` - called by the broker before it sends an order - commits
+with `synchronous=FULL`, which makes every earlier commit durable against a crash of the machine too. So an
+intent and the decision that produced it are on disk before its order can reach IB; what a power loss can still
+take back is only what IB reports again (executions, statuses) and heartbeats. (A FULL fsync on every commit,
+as before, put ~15 fsyncs of up to 8 ms on the event loop per order.)
+A store opened on an existing file writes nothing until `claim()` (the daemon calls it once the login is
+checked), so a refused start leaves the file as it was.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
+import hashlib
 import math
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract
-from engine.ledger import BookTotals, Ledger, Position
-from engine.orders import OrderLeg, OrderRequest
+from adapters.ib.accounts import mask
+from adapters.live.codec import dumps, ledger_to_dict, loads, order_from_dict, order_to_dict, restore_ledger
+from adapters.live.errors import StateError
+from adapters.live.schema import EXEC_COLUMNS, create_tables, exec_base, migrate
+from engine.ledger import Ledger
+from engine.orders import OrderRequest
+from engine.ports import OPEN_STATES, ExecutionRow, IntentRow
 
-SCHEMA_VERSION = 1
-
-FINAL_STATES = frozenset({"filled", "cancelled", "rejected", "abandoned"})
-OPEN_STATES = frozenset({"pending", "sending", "working", "partially_filled"})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS intents (
-    intent_id   TEXT PRIMARY KEY,
-    book        TEXT NOT NULL,
-    purpose     TEXT NOT NULL,
-    session     TEXT NOT NULL,
-    order_json  TEXT NOT NULL,
-    quantity    INTEGER NOT NULL,
-    state       TEXT NOT NULL,
-    filled      INTEGER NOT NULL DEFAULT 0,
-    order_id    INTEGER,
-    perm_id     INTEGER,
-    client_id   INTEGER,
-    limit_price REAL,
-    working_price REAL,
-    steps_done  INTEGER NOT NULL DEFAULT 0,
-    sends       INTEGER NOT NULL DEFAULT 0,
-    reason      TEXT NOT NULL DEFAULT '',
-    created     TEXT NOT NULL,
-    updated     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS intents_state ON intents(state);
-CREATE TABLE IF NOT EXISTS executions (
-    exec_id     TEXT PRIMARY KEY,
-    intent_id   TEXT,
-    order_id    INTEGER,
-    perm_id     INTEGER,
-    con_id      INTEGER,
-    instrument  TEXT,
-    side        TEXT,
-    shares      REAL NOT NULL,
-    price       REAL NOT NULL,
-    commission  REAL,
-    combo       INTEGER NOT NULL DEFAULT 0,
-    ts          TEXT NOT NULL,
-    fill_id     TEXT
-);
-CREATE INDEX IF NOT EXISTS executions_intent ON executions(intent_id);
-CREATE TABLE IF NOT EXISTS fills (
-    fill_id     TEXT PRIMARY KEY,
-    intent_id   TEXT NOT NULL,
-    book        TEXT NOT NULL,
-    purpose     TEXT NOT NULL,
-    ts          TEXT NOT NULL,
-    combo_qty   INTEGER NOT NULL,
-    net_price   REAL NOT NULL,
-    commission  REAL NOT NULL,
-    legs_json   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS positions (
-    instrument  TEXT PRIMARY KEY,
-    con_id      INTEGER,
-    quantity    REAL NOT NULL,
-    avg_cost    REAL,
-    updated     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS strategy_state (book TEXT PRIMARY KEY, state_json TEXT NOT NULL, updated TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (session TEXT NOT NULL, name TEXT NOT NULL, done_at TEXT NOT NULL,
-                                 PRIMARY KEY (session, name));
-CREATE TABLE IF NOT EXISTS contracts (instrument TEXT PRIMARY KEY, con_id INTEGER NOT NULL, contract_json TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS contracts_con_id ON contracts(con_id);
-"""
-
-
-# ---- JSON that round-trips dates, tuples of dataclasses and NaN -------------------------------
-def _default(o: Any) -> Any:
-    if isinstance(o, dt.datetime):
-        return {"__datetime__": o.isoformat()}
-    if isinstance(o, dt.date):
-        return {"__date__": o.isoformat()}
-    if isinstance(o, (set, frozenset)):
-        return sorted(o)
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    raise TypeError(f"cannot store {type(o).__name__} in the state store")
-
-
-def _hook(d: dict) -> Any:
-    if len(d) == 1:
-        if "__date__" in d:
-            return dt.date.fromisoformat(d["__date__"])
-        if "__datetime__" in d:
-            return dt.datetime.fromisoformat(d["__datetime__"])
-    return d
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_default, sort_keys=True, allow_nan=True)
-
-
-def loads(text: str) -> Any:
-    return json.loads(text, object_hook=_hook)
-
-
-# ---- instruments and orders ------------------------------------------------------------------
-def instrument_to_dict(inst: Instrument) -> dict:
-    if isinstance(inst, OptionContract):
-        return {"type": "option", "root": inst.root, "expiry": inst.expiry.isoformat(), "strike": inst.strike,
-                "right": inst.right, "settlement": inst.settlement, "multiplier": inst.multiplier}
-    if isinstance(inst, FutureContract):
-        return {"type": "future", "symbol": inst.symbol, "expiry": inst.expiry.isoformat(),
-                "multiplier": inst.multiplier}
-    if isinstance(inst, Equity):
-        return {"type": "equity", "symbol": inst.symbol, "multiplier": inst.multiplier}
-    raise TypeError(f"unknown instrument {inst!r}")
-
-
-def instrument_from_dict(d: dict) -> Instrument:
-    kind = d["type"]
-    if kind == "option":
-        return OptionContract(d["root"], _date(d["expiry"]), float(d["strike"]), d["right"], d["settlement"],
-                              int(d.get("multiplier", 100)))
-    if kind == "future":
-        return FutureContract(d["symbol"], _date(d["expiry"]), int(d.get("multiplier", 1000)))
-    if kind == "equity":
-        return Equity(d["symbol"], int(d.get("multiplier", 1)))
-    raise ValueError(f"unknown instrument type {kind!r}")
-
-
-def _date(v) -> dt.date:
-    return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
-
-
-def order_to_dict(order: OrderRequest) -> dict:
-    return {"intent_id": order.intent_id, "book": order.book, "quantity": order.quantity, "limit": order.limit,
-            "purpose": order.purpose, "tif": order.tif,
-            "legs": [{"instrument": instrument_to_dict(leg.instrument), "ratio": leg.ratio} for leg in order.legs]}
-
-
-def order_from_dict(d: dict) -> OrderRequest:
-    legs = tuple(OrderLeg(instrument_from_dict(leg["instrument"]), int(leg["ratio"])) for leg in d["legs"])
-    return OrderRequest(d["intent_id"], d["book"], legs, int(d["quantity"]), d.get("limit"), d.get("purpose", ""),
-                        d.get("tif", "DAY"))
-
-
-# ---- ledger snapshot -------------------------------------------------------------------------
-def ledger_to_dict(ledger: Ledger) -> dict:
-    return {
-        "initial_cash": ledger.initial_cash, "cash": ledger.cash, "interest": ledger.interest,
-        "positions": [{"book": p.book, "instrument": instrument_to_dict(p.instrument), "quantity": p.quantity,
-                       "avg_price": p.avg_price, "mark": p.mark, "vm_price": p.vm_price}
-                      for p in ledger.positions.values()],
-        "books": {name: {"cash_flow": b.cash_flow, "commissions": b.commissions, "realized": b.realized,
-                         "trades": b.trades} for name, b in ledger.books.items()},
-    }
-
-
-def restore_ledger(ledger: Ledger, d: dict) -> None:
-    ledger.initial_cash = float(d["initial_cash"])
-    ledger.cash = float(d["cash"])
-    ledger.interest = float(d["interest"])
-    ledger.positions.clear()
-    for p in d["positions"]:
-        inst = instrument_from_dict(p["instrument"])
-        ledger.positions[(p["book"], inst.key)] = Position(p["book"], inst, int(p["quantity"]), float(p["avg_price"]),
-                                                           float(p["mark"]), float(p["vm_price"]))
-    ledger.books.clear()
-    for name, b in d["books"].items():
-        ledger.books[name] = BookTotals(float(b["cash_flow"]), float(b["commissions"]), float(b["realized"]),
-                                        int(b["trades"]))
-
-
-# ---- rows ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class IntentRow:
-    intent_id: str
-    book: str
-    purpose: str
-    session: dt.date
-    order: OrderRequest
-    quantity: int
-    state: str
-    filled: int
-    order_id: int | None
-    perm_id: int | None
-    client_id: int | None
-    limit_price: float | None
-    working_price: float | None
-    steps_done: int
-    sends: int
-    reason: str
-    created: str
-    updated: str
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-
-@dataclass(frozen=True)
-class ExecutionRow:
-    exec_id: str
-    intent_id: str | None
-    order_id: int | None
-    perm_id: int | None
-    con_id: int | None
-    instrument: str | None
-    side: str
-    shares: float
-    price: float
-    commission: float | None
-    combo: bool
-    ts: str
-    fill_id: str | None
-
-    @property
-    def signed_shares(self) -> float:
-        return self.shares if self.side.upper() in ("BOT", "BUY") else -self.shares
-
+MODES = ("paper", "live", "rehearsal")
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def account_key(account: str) -> str:
+    """A stable, non-reversible key for an account id: stores compare accounts without holding the id."""
+    return hashlib.sha256(f"alvh-account:{account}".encode()).hexdigest()[:16]
+
+
+def configured_state_path(cfg: Any) -> Path:
+    """`daemon.state_path` of a RunConfig, relative to the config file's directory (not the working directory),
+    so `alvh run`, `alvh halt` and `alvh status` given the same config open the same file from anywhere."""
+    state = Path(cfg.daemon.state_path).expanduser()
+    source = Path(str(cfg.source))
+    if not state.is_absolute() and source.is_file():
+        state = source.resolve().parent / state
+    return state
+
+
+def describe_sqlite_error(path: Path, e: sqlite3.Error) -> str:
+    """One sentence for a state file SQLite refuses."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return f"state file {path} is locked by another process (another daemon or `alvh halt` on it?): {text}"
+    if isinstance(e, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text or "corrupt" in text):
+        return f"state file {path} is damaged (truncated or corrupt: {text}); restore it from a backup or move it away"
+    return f"state file {path}: {text}"
+
+
 class StateStore:
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, create: bool = True,
+                 busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
+        existed = self.path.exists()
+        if not existed and (readonly or not create):
+            raise StateError(f"no daemon state at {self.path}")
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not self.path.exists():
-            raise FileNotFoundError(f"no daemon state at {self.path}")
+        self.created = not existed
+        self.readonly = readonly
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout = 10000")
         self._depth = 0
-        if not readonly:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self.db.executescript(_SCHEMA)
-            if self.get_meta("schema_version") is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
+        try:
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout,
+                                      check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StateError(describe_sqlite_error(self.path, e)) from None
+        self.db.row_factory = sqlite3.Row
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if existed:
+                self._check_readable()
+            if not readonly:
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                if not existed:
+                    self.db.execute("PRAGMA journal_mode = WAL")
+                    create_tables(self.db)
+        except sqlite3.Error as e:
+            self.db.close()
+            raise StateError(describe_sqlite_error(self.path, e)) from None
+
+    def _check_readable(self) -> None:
+        ok = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if ok != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({ok})")
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "intents"} <= names or self.get_meta("schema_version") is None:
+            raise StateError(f"{self.path} is not an alvh daemon state file")
+
+    @classmethod
+    def open_existing(cls, path: str | Path, *, readonly: bool = False, busy_timeout: float = 3.0) -> StateStore:
+        """An existing daemon store (for `alvh status/halt/resume`): never creates one."""
+        return cls(path, readonly=readonly, create=False, busy_timeout=busy_timeout)
 
     def close(self) -> None:
         self.db.close()
+
+    def discard(self) -> None:
+        """Close and delete a store this process created and never claimed (a refused start leaves nothing)."""
+        self.close()
+        if self.created:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").unlink()
 
     # ---- transactions --------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -297,6 +157,18 @@ class StateStore:
         self._depth = 0
         self.db.execute("COMMIT")
 
+    def sync(self) -> None:
+        """Make every commit so far durable against a machine crash (one fsync of the WAL)."""
+        if self._depth:
+            raise RuntimeError("sync() inside a transaction: the open transaction is not committed yet")
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.transaction():
+                self.db.execute("INSERT INTO meta(key, value) VALUES('synced', ?) ON CONFLICT(key) DO UPDATE "
+                                "SET value = excluded.value", (dumps(_now()),))
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
+
     def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         if self._depth:
             return self.db.execute(sql, args)
@@ -316,14 +188,65 @@ class StateStore:
     def halted(self) -> dict | None:
         return self.get_meta("halted")
 
-    def set_halted(self, reason: str, by: str = "cli") -> None:
-        self.set_meta("halted", {"reason": reason, "by": by, "at": _now()})
+    def set_halted(self, reason: str, by: str = "cli") -> dict:
+        """Ask for a halt: the flag keeps the first reason until resumed; every request gets its own stamp,
+        which the daemon's `halt_ack` answers (`alvh halt` waits for it)."""
+        request = {"reason": reason, "by": by, "at": _now()}
+        with self.transaction():
+            if self.halted() is None:
+                self.set_meta("halted", request)
+            self.set_meta("halt_request", request)
+        return request
+
+    def halt_request(self) -> dict | None:
+        return self.get_meta("halt_request")
 
     def clear_halted(self) -> None:
-        self._write("DELETE FROM meta WHERE key = 'halted'")
+        self._write("DELETE FROM meta WHERE key IN ('halted', 'halt_request', 'halt_ack')")
 
     def heartbeat(self, info: dict) -> None:
         self.set_meta("heartbeat", {"at": _now(), **info})
+
+    # ---- identity: which account and mode this store belongs to --------------------------------
+    def identity(self) -> dict:
+        """{"mode", "account", "account_key"} as recorded (stores written before identities: from their
+        `daemon` and `account` meta; unknown parts are None)."""
+        ident = self.get_meta("identity")
+        if ident is not None:
+            return ident
+        legacy = self.get_meta("daemon") or {}
+        mode = {"paper_replay": "rehearsal"}.get(legacy.get("mode"), legacy.get("mode"))
+        if mode is None and self.get_meta("seeded") is not None:
+            mode = "rehearsal"
+        return {"mode": mode, "account": self.get_meta("account") or None, "account_key": None}
+
+    def check_identity(self, mode: str, account: str | None = None) -> None:
+        """Raise StateError, naming both, if the store was written in another mode or for another account."""
+        ident = self.identity()
+        if ident.get("mode") and ident["mode"] != mode:
+            raise StateError(f"state file {self.path} was written by a {_mode_name(ident['mode'])}, not by this "
+                             f"{_mode_name(mode)}: give this run its own daemon.state_path (or --state)")
+        if account is None:
+            return
+        theirs, their_key = ident.get("account"), ident.get("account_key")
+        mismatch = (their_key is not None and their_key != account_key(account)) or (
+            their_key is None and theirs and theirs != mask(account))
+        if mismatch:
+            raise StateError(f"state file {self.path} belongs to account {theirs}, but this login trades "
+                             f"{mask(account)}: refusing to mix two accounts in one store")
+
+    def claim(self, mode: str, account: str | None, **info: Any) -> None:
+        """Record (or confirm) this store's mode and account; bring the schema up to date. The first write a
+        daemon makes to an existing store."""
+        self.check_identity(mode, account)
+        with self.transaction():
+            migrate(self.db)
+            ident = {"mode": mode, "account": mask(account) if account else None,
+                     "account_key": account_key(account) if account else None}
+            self.set_meta("identity", ident)
+            self.set_meta("daemon", {**info, "mode": mode})
+            if account:
+                self.set_meta("account", mask(account))
 
     # ---- intents -------------------------------------------------------------------------------
     def journal(self, order: OrderRequest, session: dt.date, state: str = "pending", reason: str = "") -> bool:
@@ -366,6 +289,17 @@ class StateStore:
         sql += " ORDER BY created, intent_id"
         return [self._intent(r) for r in self.db.execute(sql, args).fetchall()]
 
+    def intent_ids(self, since: dt.date | None = None) -> list[str]:
+        sql, args = "SELECT intent_id FROM intents", ()
+        if since is not None:
+            sql, args = sql + " WHERE session >= ?", (since.isoformat(),)
+        return [r[0] for r in self.db.execute(sql, args).fetchall()]
+
+    def intent_for_perm(self, perm_id: int) -> str | None:
+        row = self.db.execute("SELECT intent_id FROM intents WHERE perm_id = ? ORDER BY created DESC LIMIT 1",
+                              (int(perm_id),)).fetchone()
+        return row[0] if row else None
+
     def count_intents(self, session: dt.date) -> int:
         row = self.db.execute("SELECT COUNT(*) AS n FROM intents WHERE session = ? AND state != 'rejected'",
                               (session.isoformat(),)).fetchone()
@@ -379,31 +313,47 @@ class StateStore:
                          r["steps_done"], r["sends"], r["reason"], r["created"], r["updated"])
 
     # ---- executions and fills ------------------------------------------------------------------
-    def record_execution(self, *, exec_id: str, intent_id: str | None, order_id: int | None, perm_id: int | None,
-                         con_id: int | None, instrument: str | None, side: str, shares: float, price: float,
-                         commission: float | None, combo: bool, ts: str) -> bool:
-        """Insert one IB execution; False when that execId is already known (the fill dedupe key)."""
-        cur = self._write(
-            "INSERT OR IGNORE INTO executions(exec_id, intent_id, order_id, perm_id, con_id, instrument, side, shares,"
-            " price, commission, combo, ts) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-            (exec_id, intent_id, order_id, perm_id, con_id, instrument, side, float(shares), float(price),
-             None if commission is None or not math.isfinite(commission) else float(commission), int(combo), ts))
-        return cur.rowcount == 1
+    def record_execution(self, row: ExecutionRow) -> str:
+        """Insert one IB execution: "new", "known" (already stored), "corrected" (replaced an unbooked earlier
+        report of the same execution) or "corrected_after_booking" (stored, but the earlier report is already
+        in a fill: the caller must flag it)."""
+        base, n = exec_base(row.exec_id)
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM executions WHERE exec_id = ? AND owner = ?",
+                               (row.exec_id, row.owner)).fetchone() is not None:
+                return "known"
+            earlier = [r for r in self.db.execute("SELECT exec_id, fill_id FROM executions WHERE owner = ? AND "
+                                                  "exec_base = ?", (row.owner, base)).fetchall()]
+            if any(exec_base(r["exec_id"])[1] > n for r in earlier):
+                return "known"  # a later correction is already here: this is the stale original
+            outcome, fill_id = "new", row.fill_id
+            if earlier:
+                if any(r["fill_id"] for r in earlier):
+                    outcome, fill_id = "corrected_after_booking", "corrected-after-booking"
+                else:
+                    outcome = "corrected"
+                    self.db.execute("DELETE FROM executions WHERE owner = ? AND exec_base = ?", (row.owner, base))
+            commission = None if row.commission is None or not math.isfinite(row.commission) else float(row.commission)
+            self.db.execute(f"INSERT INTO executions({EXEC_COLUMNS}) VALUES({','.join('?' * 15)})",
+                            (row.exec_id, row.owner, base, row.intent_id, row.order_id, row.perm_id, row.con_id,
+                             row.instrument, row.side, float(row.shares), float(row.price), commission,
+                             int(row.combo), row.ts, fill_id))
+        return outcome
 
-    def set_commission(self, exec_id: str, commission: float) -> bool:
-        cur = self._write("UPDATE executions SET commission = ? WHERE exec_id = ? AND commission IS NULL",
-                          (float(commission), exec_id))
-        return cur.rowcount == 1
-
-    def execution_intent(self, exec_id: str) -> str | None:
-        row = self.db.execute("SELECT intent_id FROM executions WHERE exec_id = ?", (exec_id,)).fetchone()
-        return row["intent_id"] if row else None
-
-    def has_execution(self, exec_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM executions WHERE exec_id = ?", (exec_id,)).fetchone() is not None
+    def set_commission(self, exec_id: str, owner: str | None, commission: float) -> str | None:
+        sql, args = "SELECT owner, intent_id FROM executions WHERE exec_id = ? AND commission IS NULL", [exec_id]
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
+        row = self.db.execute(sql + " ORDER BY ts DESC LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        self._write("UPDATE executions SET commission = ? WHERE exec_id = ? AND owner = ?",
+                    (float(commission), exec_id, row["owner"]))
+        return row["intent_id"]
 
     def executions(self, intent_id: str | None = None, *, unconsumed: bool = False) -> list[ExecutionRow]:
-        sql = "SELECT * FROM executions"
+        sql = f"SELECT {EXEC_COLUMNS} FROM executions"
         cond, args = [], []
         if intent_id is not None:
             cond.append("intent_id = ?")
@@ -413,8 +363,9 @@ class StateStore:
         if cond:
             sql += " WHERE " + " AND ".join(cond)
         sql += " ORDER BY ts, exec_id"
-        return [ExecutionRow(r["exec_id"], r["intent_id"], r["order_id"], r["perm_id"], r["con_id"], r["instrument"],
-                             r["side"], r["shares"], r["price"], r["commission"], bool(r["combo"]), r["ts"], r["fill_id"])
+        return [ExecutionRow(r["exec_id"], r["owner"], r["intent_id"], r["order_id"], r["perm_id"], r["con_id"],
+                             r["instrument"], r["side"], r["shares"], r["price"], r["commission"], bool(r["combo"]),
+                             r["ts"], r["fill_id"])
                 for r in self.db.execute(sql, args).fetchall()]
 
     def intents_with_unconsumed_executions(self) -> list[str]:
@@ -427,20 +378,18 @@ class StateStore:
         return row["ts"] if row and row["ts"] else None
 
     def record_fill(self, *, fill_id: str, intent_id: str, book: str, purpose: str, ts: dt.datetime, combo_qty: int,
-                    net_price: float, commission: float, legs: list[dict], exec_ids: list[str]) -> bool:
-        cur = self._write(
-            "INSERT OR IGNORE INTO fills(fill_id, intent_id, book, purpose, ts, combo_qty, net_price, commission,"
-            " legs_json) VALUES(?,?,?,?,?,?,?,?,?)",
-            (fill_id, intent_id, book, purpose, ts.isoformat(), int(combo_qty), float(net_price), float(commission),
-             dumps(legs)))
-        if cur.rowcount != 1:
-            return False
-        for e in exec_ids:
-            self._write("UPDATE executions SET fill_id = ? WHERE exec_id = ?", (fill_id, e))
+                    net_price: float, commission: float, legs: list[dict], executions: list[tuple[str, str]]) -> bool:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO fills(fill_id, intent_id, book, purpose, ts, combo_qty, net_price, commission,"
+                " legs_json) VALUES(?,?,?,?,?,?,?,?,?)",
+                (fill_id, intent_id, book, purpose, ts.isoformat(), int(combo_qty), float(net_price),
+                 float(commission), dumps(legs)))
+            if cur.rowcount != 1:
+                return False
+            self.db.executemany("UPDATE executions SET fill_id = ? WHERE exec_id = ? AND owner = ?",
+                                [(fill_id, e, o) for e, o in executions])
         return True
-
-    def has_fill(self, fill_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
 
     def fills(self, intent_id: str | None = None, session: dt.date | None = None) -> list[dict]:
         sql, args = "SELECT * FROM fills", []
@@ -471,9 +420,9 @@ class StateStore:
         now = _now()
         with self.transaction():
             self.db.execute("DELETE FROM positions")
-            for key, con_id, qty, avg in rows:
-                self.db.execute("INSERT OR REPLACE INTO positions(instrument, con_id, quantity, avg_cost, updated) "
-                                "VALUES(?,?,?,?,?)", (key, con_id, float(qty), avg, now))
+            self.db.executemany("INSERT OR REPLACE INTO positions(instrument, con_id, quantity, avg_cost, updated) "
+                                "VALUES(?,?,?,?,?)", [(key, con_id, float(qty), avg, now)
+                                                      for key, con_id, qty, avg in rows])
 
     def positions(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT * FROM positions ORDER BY instrument").fetchall()]
@@ -519,3 +468,8 @@ class StateStore:
     def contracts(self) -> list[tuple[str, int, dict]]:
         return [(r["instrument"], r["con_id"], loads(r["contract_json"]))
                 for r in self.db.execute("SELECT * FROM contracts").fetchall()]
+
+
+def _mode_name(mode: str) -> str:
+    return {"rehearsal": "rehearsal (--paper-replay)", "paper": "paper-account daemon",
+            "live": "live-account daemon"}.get(mode, f"{mode} run")

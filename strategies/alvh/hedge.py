@@ -16,7 +16,6 @@ MACD/RSI are built from snapshots it has already seen.
 """
 from __future__ import annotations
 
-import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,7 +24,7 @@ import structlog
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase, SettlementEvent
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.instruments import Instrument, instrument_from_dict
 from engine.orders import OrderLeg
 from engine.params import Params
 from engine.strategy import Strategy, StrategyContext, add_fill
@@ -356,10 +355,10 @@ class LayeredVixHedge(Strategy):
             "day": self.schedule.day,
             "triggers": [{"on": t.on, "since": t.since, "switches": t.switches} for t in self.schedule.triggers],
             "layers": [{"units": la.units, "level": la.level,
-                        "qty": [[_inst_to_dict(k), v] for k, v in la.qty.items()],
+                        "qty": [[k.to_dict(), v] for k, v in la.qty.items()],
                         "held": None if la.held is None else {
                             "label": la.held.label, "fallback": la.held.fallback,
-                            "basket": [[_inst_to_dict(k), v] for k, v in la.held.basket.items()]},
+                            "basket": [[k.to_dict(), v] for k, v in la.held.basket.items()]},
                         # orders in flight: after a restart their fills must still reach this layer
                         "pending": dict(la.pending)}
                        for la in self.layers],
@@ -372,9 +371,9 @@ class LayeredVixHedge(Strategy):
         self.schedule.levels = activation_levels(self.schedule.mode, self.schedule.states)
         for la, s in zip(self.layers, state.get("layers", [])):
             la.units, la.level = s["units"], s["level"]
-            la.qty = {_inst_from_dict(k): v for k, v in s["qty"]}
+            la.qty = {instrument_from_dict(k): v for k, v in s["qty"]}
             h = s.get("held")
-            la.held = None if h is None else Holding({_inst_from_dict(k): v for k, v in h["basket"]},
+            la.held = None if h is None else Holding({instrument_from_dict(k): v for k, v in h["basket"]},
                                                      h["label"], h["fallback"])
             la.pending = dict(s.get("pending", {}))
         self.by_intent = {intent: i for i, la in enumerate(self.layers) for intent in la.pending}
@@ -386,23 +385,6 @@ def _within(target: float, held: float, band: float) -> bool:
         return False
     r = target / held
     return 1.0 / (1.0 + band) <= r <= 1.0 + band
-
-
-def _inst_to_dict(inst: Instrument) -> dict:
-    if isinstance(inst, OptionContract):
-        return {"t": "option", "root": inst.root, "expiry": inst.expiry.isoformat(), "strike": inst.strike,
-                "right": inst.right, "settlement": inst.settlement, "multiplier": inst.multiplier}
-    if isinstance(inst, FutureContract):
-        return {"t": "future", "symbol": inst.symbol, "expiry": inst.expiry.isoformat(), "multiplier": inst.multiplier}
-    return {"t": "equity", "symbol": inst.symbol, "multiplier": inst.multiplier}
-
-
-def _inst_from_dict(d: dict) -> Instrument:
-    d = dict(d)
-    t = d.pop("t")
-    if "expiry" in d:
-        d["expiry"] = dt.date.fromisoformat(d["expiry"])
-    return {"option": OptionContract, "future": FutureContract, "equity": Equity}[t](**d)
 
 
 __all__ = ["AlvhParams", "LayerParams", "LayeredVixHedge", "default_layers", "series_key"]

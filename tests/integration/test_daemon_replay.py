@@ -25,7 +25,8 @@ import pytest
 pytest.importorskip("ib_async")
 
 from adapters.data.panel import MarketPanel
-from adapters.live.daemon import daemon_params, run_paper_replay
+from adapters.live.daemon import daemon_params
+from adapters.live.paper_replay import rehearsal_state_path, run_paper_replay
 from adapters.live.state import StateStore
 from adapters.sim.broker import SimulatedBroker
 from adapters.sim.replay import HistoricalReplay
@@ -189,7 +190,8 @@ def test_paper_replay_of_a_spike_day_sends_the_replay_engines_orders(tmp_path):
     rc = asyncio.run(asyncio.wait_for(run_paper_replay(cfg, params, SPIKE_DAY, panel), 120))
     assert rc == 0
 
-    st = StateStore(params.state_path)
+    st = StateStore(rehearsal_state_path(params.state_path, SPIKE_DAY))   # a rehearsal keeps its own store
+    assert not (tmp_path / "paper.sqlite").exists()
     try:
         rows = st.intents(session=SPIKE_DAY)
         daemon_orders = sorted(describe(r.order) for r in rows)

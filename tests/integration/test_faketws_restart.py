@@ -127,7 +127,7 @@ def test_a_restarted_rehearsal_reconciles_like_the_account_it_left():
 
 
 def test_seeded_order_from_fields_and_the_daemons_old_seeding_call():
-    from adapters.live.daemon import seed_fake_positions
+    from adapters.live.paper_replay import seed_fake_positions
     from engine.instruments import Equity, FutureContract, OptionContract
 
     async def main():

@@ -18,19 +18,25 @@ import pytest
 
 pytest.importorskip("ib_async")
 
+from loopback_client import until as wait_until
+
 from adapters.faketws import FakeTWS, FillPartial, NeverFill, Quote, Reject
-from adapters.ib.broker import IBBroker, OrderParams, RiskLimits, price_path, round_net
-from adapters.ib.connection import Connection, IBSettings, Pacer, backoff_delays
+from adapters.ib.broker import IBBroker
+from adapters.ib.connection import Connection, Pacer, backoff_delays
 from adapters.ib.contracts import ContractResolver, instrument_from_contract
 from adapters.ib.errors import ErrorKind, classify
 from adapters.ib.marketdata import LegQuote, MarketData, MarketDataParams
+from adapters.ib.orders import price_path, round_net
+from adapters.live.pump import Pump
 from adapters.live.state import StateStore
+from config.daemon import IBSettings, OrderParams
 from engine.bus import EventBus
 from engine.clock import ET
 from engine.events import Event, FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, Phase
 from engine.instruments import Equity, spx_option, vix_option, vx_future
 from engine.kernel import Kernel
 from engine.ledger import Ledger
+from engine.limits import RiskLimits
 from engine.orders import OrderLeg, OrderRequest
 
 NOW = dt.datetime(2024, 1, 10, 15, 0, tzinfo=dt.UTC)  # Wed 10:00 ET
@@ -49,11 +55,7 @@ def run(coro, timeout: float = 30.0):
 
 
 async def until(pred, timeout: float = 5.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+    await wait_until(pred, timeout, what)
 
 
 @dataclass
@@ -69,8 +71,16 @@ class H:
     events: list = field(default_factory=list)
 
     async def submit(self, order: OrderRequest) -> None:
+        """Straight to the broker (the kernel's checks are not what these tests are about)."""
         with self.store.transaction():
             self.broker.submit(order)
+        await self.broker.flush()
+
+    async def decide(self, order: OrderRequest) -> None:
+        """Through the kernel, as a strategy's order goes: limits, kill switch, buying power, then the broker."""
+        with self.store.transaction():
+            self.kernel.submit(order)
+            self.kernel.bus.run()
         await self.broker.flush()
 
     def statuses(self, intent: str) -> list[OrderStatusEvent]:
@@ -114,11 +124,13 @@ async def harness(tmp_path, *, orders: OrderParams | None = None, risk: RiskLimi
         md = MarketData(conn.ib, resolver, conn.pacer, MarketDataParams(mode="snapshot", indices=[], vx_months=4))
         await md.subscribe()
         broker = IBBroker(conn, resolver, md, store, clock=clock,
-                          orders=orders or OrderParams(step_seconds=0.1, timeout_seconds=1.0, commission_wait_seconds=0.05),
-                          risk=risk)
+                          orders=orders or OrderParams(step_seconds=0.1, timeout_seconds=1.0, commission_wait_seconds=0.05))
         bus = EventBus()
         ledger = Ledger(1_000_000)
-        kernel = Kernel(bus=bus, clock=clock, broker=broker, ledger=ledger, strategies=[])
+        kernel = Kernel(bus=bus, clock=clock, broker=broker, ledger=ledger, strategies=[],
+                        limits=risk.with_live_defaults() if risk else None)
+        broker.gate = lambda: f"trading halted: {kernel.halted}" if kernel.halted else None
+        broker.emit = Pump(bus, store)
         h = H(srv, store, conn, resolver, md, broker, kernel, ledger)
         bus.subscribe(Event, h.events.append)
         quotes, rep = await md.snapshot(Phase.OPEN, TODAY)
@@ -378,25 +390,25 @@ def test_hedge_single_leg_orders_fill_and_ledger_matches_server(tmp_path):
     run(go())
 
 
-def test_risk_limits_and_kill_switch(tmp_path):
+def test_engine_risk_limits_and_kill_switch_stop_orders_before_ib(tmp_path):
     async def go():
         risk = RiskLimits(max_contracts_per_order=5, max_orders_per_day=3, max_hedge_notional=20_000)
         async with harness(tmp_path, risk=risk, fill_policy=NeverFill()) as h:
-            await h.submit(condor("condor-20240110-open-big", qty=10))
+            await h.decide(condor("condor-20240110-open-big", qty=10))
             assert "max_contracts_per_order" in h.final("condor-20240110-open-big").reason
-            await h.submit(single("hedge-20240110-hedge-on-big", vx_future(VX_FEB), 1, 2))   # 2 x 16 x 1000
+            await h.decide(single("hedge-20240110-hedge-on-big", vx_future(VX_FEB), 1, 2))   # 2 x 16 x 1000
             assert "max_hedge_notional" in h.final("hedge-20240110-hedge-on-big").reason
             w = condor("condor-20240110-open-w1", qty=1)
-            await h.submit(w)
+            await h.decide(w)
             await until(lambda: any(s.state is OrderState.WORKING for s in h.statuses(w.intent_id)), what="working")
-            await h.broker.halt("test")
+            h.kernel.halt("test")
             final = await h.wait_final(w.intent_id)
-            assert final.state is OrderState.CANCELLED
-            await h.submit(condor("condor-20240110-open-w2", qty=1))
+            assert final.state is OrderState.CANCELLED and "halted" in final.reason
+            await h.decide(condor("condor-20240110-open-w2", qty=1))
             assert "halted" in h.final("condor-20240110-open-w2").reason
-            h.broker.resume()
+            h.kernel.resume()
             for i in range(3):
-                await h.submit(single(f"hedge-20240110-hedge-on-{i}", Equity("VIXY"), 1, 10))
+                await h.decide(single(f"hedge-20240110-hedge-on-{i}", Equity("VIXY"), 1, 10))
             assert "max_orders_per_day" in h.final("hedge-20240110-hedge-on-2").reason
             assert not h.srv.book.orders or all(r.order_ref not in ("condor-20240110-open-big", "condor-20240110-open-w2")
                                                 for r in h.srv.book.orders.values())

@@ -11,7 +11,8 @@ pytest.importorskip("ib_async")
 
 from test_daemon_replay import SPIKE_DAY, START, spike_config, spike_panel
 
-from adapters.live.daemon import daemon_params, run_paper_replay
+from adapters.live.daemon import daemon_params
+from adapters.live.paper_replay import rehearsal_state_path, run_paper_replay
 from adapters.live.state import StateStore
 from analysis.signal import compute_signal, instrument_label
 from analysis.signal_report import format_text, to_json
@@ -30,7 +31,7 @@ def test_the_signal_sends_what_the_daemons_paper_replay_sends(tmp_path):
 
     params = daemon_params(cfg)
     assert asyncio.run(asyncio.wait_for(run_paper_replay(cfg, params, SPIKE_DAY, panel), 120)) == 0
-    st = StateStore(params.state_path)
+    st = StateStore(rehearsal_state_path(params.state_path, SPIKE_DAY))  # a rehearsal keeps its own store
     try:
         rows = st.intents(session=SPIKE_DAY)
         daemon = sorted(key(r.order.intent_id, r.order.book, r.order.purpose, r.order.quantity,
