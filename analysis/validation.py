@@ -1,7 +1,9 @@
-"""`alvh validate` as an analysis: every fidelity check on one window, and the acceptance figures of issue #4.
+"""`alvh validate` as an analysis: every fidelity check on one window, and the acceptance figures of issues #4 and #9.
 
-``run_validation`` runs the ETP tracking (analysis.etp_tracking), the SPX surface errors on every real chain
-(analysis.spx_surface) and the CNDR/VXTH replicas (analysis.replicas); ``acceptance`` turns them into met/short
+``run_validation`` runs the ETP tracking (analysis.etp_tracking), the SPX surface errors on every real SPX chain
+(and the SPY smile shapes; analysis.spx_surface), the 30-day variance swap against the VIX on every day of the
+window, the VIX-option smile against the three VIX chains (analysis.vix_options), the Feb 2018 condor check
+(analysis.condor_check) and the CNDR/VXTH replicas (analysis.replicas); ``acceptance`` turns them into met/short
 rows. analysis.validation_plots draws them and analysis.validation_report writes the tables, report and summary.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis import etp_tracking, replicas, spx_surface
+from analysis import condor_check, etp_tracking, replicas, spx_surface, vix_options
 from config.settings import CONFIG_DIR, deep_merge, load_config
 from engine.marketmodel import PricingParams
 
@@ -39,9 +41,15 @@ class Validation:
     pricing_source: str
     etps: list
     crosscheck: pd.DataFrame
-    surface_errors: dict
-    surface_summary: pd.DataFrame
-    surface_buckets: pd.DataFrame
+    surface_errors: pd.DataFrame         # every OTM option of every SPX/SPY chain date, annotated (spx_surface)
+    surface_dates: pd.DataFrame          # spx_surface.per_date
+    surface_buckets: pd.DataFrame        # per date, side, delta and DTE bucket
+    spy_shape: pd.DataFrame              # SPY: smile-shape error per date
+    vs_vix: pd.Series                    # |30-day variance swap - VIX| (vol pts) on every day of the window
+    vix_options: pd.DataFrame            # per chain (vix_options.per_chain)
+    vix_expiries: pd.DataFrame
+    vix_errors: pd.DataFrame
+    condors: condor_check.CondorCheck | None
     cndr: replicas.CndrStats | None
     vxth_quarterly: pd.DataFrame | None
     vxth_strategy: object
@@ -49,6 +57,27 @@ class Validation:
     sensitivity: replicas.VxthSensitivity | None
     acceptance: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def variance_swap_gaps(panel, pricing: PricingParams, start: str, end: str) -> pd.Series:
+    """|model 30-day variance-swap vol - VIX| in vol points at every close snapshot of the window (issue #9
+    acceptance 2), the surface built exactly as replay builds it."""
+    import math
+
+    from adapters.sim.replay import HistoricalReplay
+    from engine.events import Phase
+    from engine.marketmodel import MarketModel
+
+    replay = HistoricalReplay(panel, start, end)
+    out = {}
+    for i in range(replay._first, replay._last):
+        close = next(x for x in replay.snapshots_for(i) if x.phase is Phase.CLOSE)
+        if math.isfinite(close.quotes.vix):
+            surf = MarketModel(close, pricing).surface
+            vs = getattr(surf, "variance_swap_vol", None)
+            if vs is not None:
+                out[close.date] = abs(vs(30 / 365) * 100.0 - close.quotes.vix)
+    return pd.Series(out, dtype=float, name="vs_minus_vix")
 
 
 def _window(args_start, args_end, lo=FULL_START, hi=FULL_END) -> tuple[str, str]:
@@ -59,18 +88,27 @@ def _window(args_start, args_end, lo=FULL_START, hi=FULL_END) -> tuple[str, str]
 
 def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_source="<defaults>",
                    sensitivity: bool = True) -> Validation:
-    from analysis.calibration import load_chain_data
+    from analysis.chain_iv import market_table
+    from analysis.surface_fit import FIT_DATES
 
     t0 = time.perf_counter()
     pricing = pricing or PricingParams()
     s, e = _window(start, end)
     etps = etp_tracking.etp_comparisons(panel, start if start else None, e)
     cross = etp_tracking.etp_crosscheck(panel)
-    chains = load_chain_data(data_dir)
-    errs = {d: spx_surface.surface_errors(c.chain, panel, pricing, market=c.market) for d, c in chains.items()}
-    summ = spx_surface.surface_summary(errs) if errs else pd.DataFrame()
-    out_dates = [d for d in errs if d not in spx_surface.CALIBRATION_CHAINS]
-    buckets = spx_surface.bucket_errors(pd.concat([errs[d] for d in out_dates])) if out_dates else pd.DataFrame()
+    errs = spx_surface.all_errors(market_table(data_dir), panel, pricing, FIT_DATES)
+    spx = errs[errs["und"] == "SPX"]
+    dates = spx_surface.per_date(spx)
+    buckets = spx_surface.bucket_table(spx[spx["abs_delta"].between(*spx_surface.DELTA_RANGE)],
+                                       ("date", "sample", "side", "delta_bucket", "dte_bucket"))
+    spy = spx_surface.shape_errors(errs[errs["und"] == "SPY"])
+    spy = spy[spy["abs_delta"].between(*spx_surface.DELTA_RANGE)]
+    spy_t = (spy.groupby("date").agg(n=("iv_err", "size"), median_abs=("iv_err", lambda x: x.abs().median()),
+                                     bias=("iv_err", "median")).reset_index() if len(spy) else pd.DataFrame())
+    gaps = variance_swap_gaps(panel, pricing, s, e)
+    vmk = vix_options.load_vix_market(data_dir, panel)
+    verr = vix_options.errors(pricing.vix_option_params(), vmk)
+    condors = condor_check.run_condor_check(data_dir, panel, pricing)
     res, cndr = replicas.run_cndr(panel, pricing, s, e)
     cstats = replicas.cndr_stats(res, cndr)
     _, vx = replicas.run_vxth(panel, pricing, s, e)
@@ -81,7 +119,8 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
         quarters = sorted(set(replicas.payoff_quarters(q)) | {k for k in replicas.VXTH_PUBLISHED if pd.Period(k) in q.index})
         if quarters:
             sens = replicas.vxth_sensitivity(panel, pricing, quarters, s, e)
-    v = Validation(s, e, pricing_source, etps, cross, errs, summ, buckets, cstats, q, vx, weights, sens)
+    v = Validation(s, e, pricing_source, etps, cross, errs, dates, buckets, spy_t, gaps,
+                   vix_options.per_chain(verr), vix_options.per_expiry(verr), verr, condors, cstats, q, vx, weights, sens)
     v.acceptance = acceptance(v)
     v.seconds = time.perf_counter() - t0
     return v
@@ -104,14 +143,37 @@ def acceptance(v: Validation) -> list[dict]:
         rows.append({"check": f"{c.name}: full years with |ETP - (replica - fee)| <= 1 pt", "value": f"{n_ok}/{n}",
                      "target": "all", "met": n > 0 and n_ok == n,
                      "window": f"annualised gap over the window {c.annualised_gap * 100:+.2f} pt/yr"})
-    if len(v.surface_summary):
-        out = v.surface_summary[v.surface_summary["sample"] == "out"]
-        pooled = spx_surface.pooled_median(v.surface_errors, list(out["date"]))
-        rows.append({"check": "SPX surface out of sample: pooled median |IV error|, 10-30 delta, 20-60 DTE (vol pts)",
-                     "value": pooled, "target": "<= 1.0", "met": pooled <= 1.0, "window": ", ".join(out["date"])})
-        for _, r in out.iterrows():
-            rows.append({"check": f"SPX surface {r['date']}: median |IV error| (vol pts)", "value": r["median_abs_iv_err"],
-                         "target": "<= 1.5", "met": r["median_abs_iv_err"] <= 1.5, "window": "out of sample"})
+    d = v.surface_dates
+    if len(d):
+        calm = d[d["vix"] < spx_surface.CALM_VIX]
+        rows.append({"check": "SPX surface, every chain date with VIX < 20: median |IV error| <= 1.0 vol pt (3-50 delta, 7-90 DTE)",
+                     "value": f"{int(calm['met'].sum())}/{len(calm)}", "target": "all", "met": bool(calm["met"].all()),
+                     "window": "short: " + (", ".join(f"{r.date} {r.median_abs:.2f} ({r.sample})" for r in calm[~calm["met"].astype(bool)].itertuples()) or "none")})
+        for r in d[d["vix"] >= spx_surface.STRESS_VIX].itertuples():
+            rows.append({"check": f"SPX surface {r.date} (VIX {r.vix:.1f}, {r.sample} of sample): median |IV error| (vol pts)",
+                         "value": r.median_abs, "target": "<= 2.0", "met": r.median_abs <= 2.0, "window": f"n {r.n}"})
+        for r in d[d["date"].between("2018-02-05", "2018-02-09")].itertuples():
+            rows.append({"check": f"SPX surface {r.date}: 3-10 delta puts, median |IV error| (vol pts)", "value": r.put_3_10_abs,
+                         "target": "<= 3.0", "met": r.put_3_10_abs <= 3.0, "window": f"{r.sample} of sample"})
+        calm_fig = spx_surface.calm_subset_median(v.surface_errors)
+        rows.append({"check": "SPX surface calm subset of issue #4: 10-30 delta, 20-60 DTE, pooled (vol pts)", "value": calm_fig,
+                     "target": "<= 0.8", "met": calm_fig <= 0.8, "window": ", ".join(spx_surface.CALM_SUBSET_DATES)})
+    if len(v.spy_shape):
+        rows.append({"check": "SPY smile shape (IV - own ATM IV): median |error| per date (vol pts)",
+                     "value": " / ".join(f"{x:.2f}" for x in v.spy_shape["median_abs"]), "target": "informational",
+                     "met": None, "window": ", ".join(str(pd.Timestamp(x).date()) for x in v.spy_shape["date"])})
+    if len(v.vs_vix):
+        share = float((v.vs_vix <= 0.25).mean())
+        rows.append({"check": "30-day variance swap of the SPX surface vs VIX: days within 0.25 vol pt", "value": share,
+                     "target": ">= 0.99", "met": share >= 0.99,
+                     "window": f"{len(v.vs_vix)} days, max gap {v.vs_vix.max():.3f} vol pt"})
+    for r in v.vix_options.itertuples():
+        rows.append({"check": f"VIX options {r.date}: median |IV error|, 10-50 delta calls, 14-120 DTE (vol pts)",
+                     "value": r.calls_median_abs, "target": f"<= {vix_options.TARGET:g}", "met": bool(r.met),
+                     "window": f"VVIX {r.vvix:.1f}, bias {r.calls_bias:+.2f}"})
+    if v.condors is not None:
+        for r in v.condors.acceptance():
+            rows.append({**r, "window": "2018-01-02..2018-02-28 (vendor EOD quotes)"})
     q = v.vxth_quarterly
     if q is not None:
         for k, (pub, spx_pub) in replicas.VXTH_PUBLISHED.items():

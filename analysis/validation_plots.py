@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from analysis import etp_tracking, replicas, spx_surface
 from analysis.figures import plt, save
@@ -63,50 +64,88 @@ def plot_etps(v: Validation, out: Path) -> list[Path]:
     return paths
 
 
+SMILE_DATES = ("2018-01-10", "2018-02-05", "2018-02-06", "2018-02-09", "2020-09-04", "2023-09-14")
+
+
 def plot_surface(v: Validation, out: Path) -> list[Path]:
-    if not v.surface_errors:
+    e = v.surface_errors
+    if e is None or e.empty:
         return []
-    dates = list(v.surface_errors)
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False)
-    for ax, d in zip(axes.ravel(), dates):
-        err = v.surface_errors[d]
-        tag = "in-sample" if d in spx_surface.CALIBRATION_CHAINS else "out-of-sample"
+    for ax, d in zip(axes.ravel(), SMILE_DATES):
+        err = e[(e["date"] == pd.Timestamp(d)) & (e["und"] == "SPX")]
+        if err.empty:
+            ax.set_visible(False)
+            continue
+        ex = err.groupby(["expiry", "root"])["dte"].first()
+        shown = set()
         for target, color in ((14, "tab:blue"), (30, "tab:orange"), (60, "tab:green")):
-            ex = err.groupby(["expiry", "root"])["dte"].first()
-            (e, root), dte = min(ex.items(), key=lambda kv: abs(kv[1] - target))
-            g = err[(err["expiry"] == e) & (err["root"] == root)].sort_values("strike")
+            (xp, root), dte = min(ex.items(), key=lambda kv: abs(kv[1] - target))
+            if (xp, root) in shown:
+                continue
+            shown.add((xp, root))
+            g = err[(err["expiry"] == xp) & (err["root"] == root)].sort_values("strike")
             g = g[g["abs_delta"] >= 0.02]
-            x = np.log(g["strike"] / g["F"])
-            ax.plot(x, g["iv_mkt"] * 100, "o", ms=2.5, color=color, label=f"market {root} {dte}d")
-            ax.plot(x, g["iv_model"] * 100, "-", color=color, lw=1.2, label=f"model {dte}d")
-        ax.set_title(f"{d} ({tag})")
+            ax.plot(g["k"], g["iv_mkt"] * 100, "o", ms=2.5, color=color, label=f"market {root} {dte}d")
+            ax.plot(g["k"], g["iv_model"] * 100, "-", color=color, lw=1.2, label=f"model {dte}d")
+        r = v.surface_dates.set_index("date").loc[d]
+        ax.set_title(f"{d} VIX {r['vix']:.1f} ({r['sample']} of sample): median |err| {r['median_abs']:.2f}")
         ax.set_xlabel("log-moneyness ln(K/F)")
         ax.set_ylabel("implied vol (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     p1 = save(fig, out / "surface_smiles.png", dpi=90)
 
-    b = v.surface_buckets
-    if b is None or b.empty:
-        return [p1]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    dte_order = [f"{a}-{c}" for a, c in spx_surface.DTE_BUCKETS]
-    delta_order = [f"{a * 100:.0f}-{c * 100:.0f}d" for a, c in spx_surface.DELTA_BUCKETS]
-    for ax, side in zip(axes, ("put", "call")):
-        t = b[b["side"] == side].pivot(index="delta_bucket", columns="dte_bucket", values="iv_abs")
-        t = t.reindex(index=delta_order, columns=dte_order)
-        im = ax.imshow(t.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=2.0, aspect="auto")
-        ax.set_xticks(range(len(dte_order)), dte_order)
-        ax.set_yticks(range(len(delta_order)), delta_order)
-        for (i, j), val in np.ndenumerate(t.to_numpy(dtype=float)):
-            if math.isfinite(val):
-                ax.text(j, i, f"{val:.2f}", ha="center", va="center", color="white" if val < 1.2 else "black", fontsize=8)
-        ax.set_xlabel("days to expiry")
-        ax.set_ylabel("|delta| bucket")
-        ax.set_title(f"{side}s: median |IV error| (vol pts), out-of-sample chains")
-        fig.colorbar(im, ax=ax, label="vol points")
+    d = v.surface_dates
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 4.6))
+    for sample, mk in (("in", "s"), ("out", "o")):
+        sel = (d["sample"] == sample).to_numpy()
+        a1.scatter(d["vix"][sel], d["median_abs"][sel], marker=mk, label=f"{sample} of sample")
+    a1.plot([0, 20], [1, 1], "k:", lw=1)
+    a1.plot([25, 40], [2, 2], "k:", lw=1, label="targets")
+    a1.set_xlabel("VIX close")
+    a1.set_ylabel("median |IV error| (vol pts)")
+    a1.set_title("SPX surface error per chain date vs VIX")
+    a1.legend(fontsize=8)
+    a1.grid(alpha=0.3)
+    b = spx_surface.bucket_table(v.surface_errors[(v.surface_errors["und"] == "SPX") & (v.surface_errors["sample"] == "out")
+                                                  & v.surface_errors["abs_delta"].between(*spx_surface.DELTA_RANGE)],
+                                 ("side", "delta_bucket", "dte_bucket"))
+    b["label"] = b["side"] + " " + b["delta_bucket"]
+    rows = [f"{side} {d}" for side in ("put", "call") for d in ("3-10d", "10-30d", "30-50d")]
+    t = b.pivot(index="label", columns="dte_bucket", values="median_abs").reindex(index=rows, columns=["7-20", "20-60", "60-90"])
+    im = a2.imshow(t.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=2.0, aspect="auto")
+    a2.set_xticks(range(t.shape[1]), list(t.columns))
+    a2.set_yticks(range(t.shape[0]), list(t.index))
+    for (i, j), val in np.ndenumerate(t.to_numpy(dtype=float)):
+        if math.isfinite(val):
+            a2.text(j, i, f"{val:.2f}", ha="center", va="center", color="white" if val < 1.2 else "black", fontsize=8)
+    a2.set_xlabel("days to expiry")
+    a2.set_title("median |IV error| by bucket, out-of-sample dates pooled")
+    fig.colorbar(im, ax=a2, label="vol points")
     p2 = save(fig, out / "surface_errors.png", dpi=90)
     return [p1, p2]
+
+
+def plot_vix_options(v: Validation, out: Path) -> list[Path]:
+    e = v.vix_errors
+    if e is None or e.empty:
+        return []
+    dates = sorted(e["date"].unique())
+    fig, axes = plt.subplots(1, len(dates), figsize=(5 * len(dates), 4.2), squeeze=False)
+    for ax, d in zip(axes[0], dates):
+        g = e[(e["date"] == d) & e["dte"].between(14, 120)]
+        for i, (xp, gg) in enumerate(g.groupby("expiry")):
+            gg = gg.sort_values("k")
+            col = f"C{i}"
+            ax.plot(gg["k"], gg["iv_mkt"] * 100, "o", ms=2.5, color=col, label=f"{pd.Timestamp(xp).date()} ({gg['dte'].iloc[0]}d)")
+            ax.plot(gg["k"], gg["iv_model"] * 100, "-", color=col, lw=1.1)
+        ax.set_title(f"VIX options {d} (dots market, lines model)")
+        ax.set_xlabel("ln(K/F), F = the expiry's own forward")
+        ax.set_ylabel("implied vol (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return [save(fig, out / "vix_options.png", dpi=90)]
 
 
 def plot_cndr(v: Validation, out: Path) -> list[Path]:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, StrictBool, model_validator
@@ -19,6 +20,7 @@ from engine.events import MarketSnapshot, Phase
 from engine.instruments import Equity, FutureContract, Instrument, OptionContract
 from engine.params import Params
 from engine.pricing import black76_greeks, bsm_greeks
+from engine.regime_surface import RegimeParams, RegimeSurface, SurfaceState
 from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOptionSurface
 
 YEAR_SECONDS = 365.0 * 86400.0
@@ -31,13 +33,18 @@ _SCALAR_MAX = 32
 
 class PricingParams(Params):
     div_yield: float = Field(0.018, ge=0, le=0.1, description="SPX continuous dividend yield (constant)")
-    spx_skew: dict[str, float] = Field(default_factory=dict, description="overrides of SkewParams fields")
+    spx_model: Literal["regime", "index"] = Field(
+        "regime", description="SPX surface: regime (engine.regime_surface, fitted on real chains 2004-2024) or "
+                              "index (engine.volsurface.SpxSurface, the 2022-24 model kept for comparison)")
+    spx_surface: dict[str, float] = Field(default_factory=dict, description="overrides of RegimeParams fields")
+    spx_skew: dict[str, float] = Field(default_factory=dict, description="overrides of SkewParams fields (index model)")
     vix_options: dict[str, float] = Field(default_factory=dict, description="overrides of VixOptionParams fields")
     use_term_structure: StrictBool = Field(True, description="use VIX9D/VIX3M/VIX6M when available, else VIX alone")
 
     @model_validator(mode="after")
     def _known_fields(self):
-        for name, cls, given in (("spx_skew", SkewParams, self.spx_skew), ("vix_options", VixOptionParams, self.vix_options)):
+        for name, cls, given in (("spx_skew", SkewParams, self.spx_skew), ("vix_options", VixOptionParams, self.vix_options),
+                                 ("spx_surface", RegimeParams, self.spx_surface)):
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(given) - known)
             if unknown:
@@ -49,6 +56,15 @@ class PricingParams(Params):
 
     def vix_option_params(self) -> VixOptionParams:
         return VixOptionParams(**self.vix_options)
+
+    def regime_params(self) -> RegimeParams:
+        return _regime_params(tuple(sorted(self.spx_surface.items())))
+
+
+@lru_cache(maxsize=32)
+def _regime_params(overrides: tuple[tuple[str, float], ...]) -> RegimeParams:
+    # one instance per distinct override set: the surface caches its node arrays and coefficients by instance
+    return RegimeParams(**dict(overrides))
 
 
 def settlement_datetime(opt_or_fut: OptionContract | FutureContract) -> dt.datetime:
@@ -152,7 +168,7 @@ class MarketModel:
         self.vix = q.vix
         self.rate = q.rate if math.isfinite(q.rate) else 0.0
         self.params = params
-        self._skew = skew or params.skew()
+        self._skew = skew   # index model only; built on first use
         self._vix_params = vix_params or params.vix_option_params()
         # With `prices` (replay: shared across the runs of a process) every SPX option is priced on its own, so
         # a price does not depend on which other contracts were asked for with it. Without (live, analyses) a
@@ -161,7 +177,7 @@ class MarketModel:
         if prices is None:
             prices = SnapshotPrices(snap)
         self._store = prices
-        self._surface: SpxSurface | None = None
+        self._surface: SpxSurface | RegimeSurface | None = None
         self._vix_surfaces: dict[dt.date, VixOptionSurface] = {}
         self._T = prices.T
         self._mid_cache = prices.mids
@@ -206,9 +222,17 @@ class MarketModel:
 
     # ---- surfaces ------------------------------------------------------------------------------
     @property
-    def surface(self) -> SpxSurface:
+    def surface(self) -> SpxSurface | RegimeSurface:
         if self._surface is None:
             q = self.quotes
+            if self.params.spx_model == "regime":
+                ts = self.params.use_term_structure
+                nan = math.nan
+                state = SurfaceState(q.vix, q.vix9d if ts else nan, q.vix3m if ts else nan, q.vix6m if ts else nan,
+                                     q.vvix, q.skew)
+                self._surface = RegimeSurface(self.spot, self.rate, self.params.div_yield, state,
+                                              self.params.regime_params())
+                return self._surface
             points = []
             if self.params.use_term_structure:
                 for name, days in TERM_DAYS.items():
@@ -217,7 +241,8 @@ class MarketModel:
                         points.append((days / 365.0, level / 100.0))
             if not points:
                 points = [(30 / 365.0, q.vix / 100.0)]
-            self._surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points, self._skew)
+            self._surface = SpxSurface(self.spot, self.rate, self.params.div_yield, points,
+                                      self._skew or self.params.skew())
         return self._surface
 
     def vix_surface(self, expiry: dt.date) -> VixOptionSurface:

@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from engine.regime_surface import RegimeSurface
 from engine.volsurface import SpxSurface
 
 __all__ = ["strike_for_delta", "strike_grid", "vix_strike_grid"]
@@ -70,7 +71,7 @@ def strike_grid(spot: float, as_of, T_days: float, root: str = "SPX") -> np.ndar
     return _grid(round(float(spot) * 100.0), _year(as_of), float(T_days) <= _NEAR_DAYS)
 
 
-def strike_for_delta(surface: SpxSurface, T: float, target_delta: float, is_call: bool,
+def strike_for_delta(surface: SpxSurface | RegimeSurface, T: float, target_delta: float, is_call: bool,
                      grid: np.ndarray) -> float:
     """Grid strike whose surface delta is closest to the target.  ``target_delta`` is read as an
     absolute value: 0.16 with is_call=False targets a put delta of -0.16."""

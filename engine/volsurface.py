@@ -31,6 +31,7 @@ from engine.pricing import (
 
 __all__ = [
     "DEFAULT_DIV_YIELD",
+    "BsmSmile",
     "SkewParams",
     "SpxSurface",
     "VixOptionParams",
@@ -62,7 +63,42 @@ class SkewParams:
     term_max_days: float = 730.0
 
 
-class SpxSurface:
+class BsmSmile:
+    """Prices and greeks of an SPX smile on Black-Scholes-Merton: everything but the vol itself. A surface provides
+    spot, rate, div_yield, _carry (= rate - div_yield), vol(K, T) and the scalar _vol_scalar(K, T)."""
+
+    __slots__ = ()
+
+    def price1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of price(): the replay marks a handful of legs per snapshot, where numpy's per-call
+        overhead would dominate."""
+        T = max(T, 0.0)
+        sig = self._vol_scalar(K, T)
+        F = self.spot * math.exp(self._carry * T)
+        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
+
+    def price(self, K, T, is_call):
+        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+    def delta1(self, K: float, T: float, call: bool) -> float:
+        """Scalar fast path of delta() (strike searches evaluate it a few times per entry)."""
+        T = max(T, 1e-10)
+        v = self._vol_scalar(K, T) * math.sqrt(T)
+        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
+        dq = math.exp(-self.div_yield * T)
+        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
+
+    def delta(self, K, T, is_call):
+        """Sticky-strike BSM delta at the surface vol (no skew adjustment)."""
+        if _all_scalar(K, T, is_call):
+            return self.delta1(float(K), float(T), bool(is_call))
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
+
+    def greeks(self, K, T, is_call) -> Greeks:
+        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
+
+
+class SpxSurface(BsmSmile):
     """SPX implied-vol surface for one day.
 
     term_points: (T_years, index_level / 100) pairs, e.g. [(9/365, VIX9D/100), (30/365, VIX/100),
@@ -217,36 +253,6 @@ class SpxSurface:
         m = np.where(z < zl, lin, quad)
         return np.asarray(np.clip(atm * m, p.min_vol, p.max_vol))
 
-    # -- prices and greeks ----------------------------------------------------------------------
-    def price1(self, K: float, T: float, call: bool) -> float:
-        """Scalar fast path of price(): the replay marks a handful of legs per snapshot, where numpy's
-        per-call overhead would dominate."""
-        T = max(T, 0.0)
-        sig = self._vol_scalar(K, T)
-        F = self.spot * math.exp(self._carry * T)
-        return math.exp(-self.rate * T) * _black_undisc_scalar(F, K, sig * math.sqrt(T), call)
-
-    def price(self, K, T, is_call):
-        return bsm_price(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
-
-    def delta1(self, K: float, T: float, call: bool) -> float:
-        """Scalar fast path of delta() (strike searches evaluate it a few times per entry)."""
-        T = max(T, 1e-10)
-        v = self._vol_scalar(K, T) * math.sqrt(T)
-        d1 = (math.log(self.spot / K) + self._carry * T) / v + 0.5 * v
-        dq = math.exp(-self.div_yield * T)
-        return dq * _ncdf(d1) if call else -dq * _ncdf(-d1)
-
-    def delta(self, K, T, is_call):
-        """Sticky-strike BSM delta at the surface vol (no skew adjustment)."""
-        if _all_scalar(K, T, is_call):
-            return bsm_greeks(self.spot, float(K), float(T), self.rate, self.div_yield,
-                              self.vol(K, T), bool(is_call)).delta
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call).delta
-
-    def greeks(self, K, T, is_call) -> Greeks:
-        return bsm_greeks(self.spot, K, T, self.rate, self.div_yield, self.vol(K, T), is_call)
-
     def __repr__(self) -> str:
         pts = ", ".join(f"({t * 365:.0f}d, {math.sqrt(w / t):.4f})" for t, w in zip(self._Ts, self._ws))
         return f"SpxSurface(spot={self.spot}, r={self.rate}, q={self.div_yield}, points=[{pts}])"
@@ -260,8 +266,10 @@ class VixOptionParams:
     """VIX-option vol model (Black-76 on the same-expiry VX future).  Not calibrated to VIX option
     quotes (none are in shared/data); values are documented assumptions, see docs/pricing.md."""
 
-    atm_ratio: float = 0.85        # 30-day ATM VIX-option vol / (VVIX / 100)
-    term_beta: float = 0.40        # atm(T) = atm(30d) * (T / 30d) ** (-term_beta)
+    atm_ratio: float = 0.85        # power law: 30-day ATM VIX-option vol / (VVIX / 100); mean reversion: the short end's
+    term_beta: float = 0.40        # power law (kappa = 0): atm(T) = atm(30d) * (T / 30d) ** (-term_beta)
+    kappa: float = 0.0             # > 0: mean-reverting variance, atm(T)^2 = L^2 + (S^2 - L^2) (1 - e^-kT) / (kT),
+    long_vol: float = 0.6          #   S = atm_ratio * VVIX / 100, L = long_vol (per year: kappa)
     term_min_days: float = 7.0     # T clamp for the term factor (days)
     term_max_days: float = 365.0
     skew: float = 0.80             # d(sigma / atm) / d(k / sqrt(T / 30d)), k = ln(K / F); >0: call skew
@@ -303,11 +311,22 @@ class VixOptionSurface:
 
     def atm_vol(self, T):
         p = self.params
+        if p.kappa > 0.0:
+            return self._atm_mean_reverting(T)
         if _all_scalar(T):
             te = min(max(float(T) * 365.0, p.term_min_days), p.term_max_days) / 30.0
             return self._atm30 * te ** (-p.term_beta)
         te = np.clip(np.asarray(T, dtype=float) * 365.0, p.term_min_days, p.term_max_days) / 30.0
         return np.asarray(self._atm30 * te ** (-p.term_beta))
+
+    def _atm_mean_reverting(self, T):
+        p = self.params
+        S2, L2 = self._atm30 ** 2, p.long_vol ** 2
+        if _all_scalar(T):
+            kt = p.kappa * min(max(float(T) * 365.0, p.term_min_days), p.term_max_days) / 365.0
+            return math.sqrt(L2 + (S2 - L2) * (-math.expm1(-kt)) / kt)
+        kt = p.kappa * np.clip(np.asarray(T, dtype=float) * 365.0, p.term_min_days, p.term_max_days) / 365.0
+        return np.asarray(np.sqrt(L2 + (S2 - L2) * (-np.expm1(-kt)) / kt))
 
     def vol(self, K, T):
         p = self.params

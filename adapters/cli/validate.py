@@ -4,9 +4,11 @@
     alvh calibrate [--out PATH] [--dry-run]
 
 validate writes to DIR (default out/validate): report.md (every table), summary.json (the acceptance figures
-of issue #4 with met/short flags), CSV tables and PNG plots (analysis/validation*.py). calibrate fits the pricing
-parameters on the early windows only and writes config/calibrated.toml (analysis/calibration.py documents the
-method). calibrate writes into the working directory (or --out), never into the installed package.
+of issues #4 and #9 with met/short flags), CSV tables and PNG plots (analysis/validation*.py). calibrate refits the
+pricing parameters on real quotes (the regime SPX surface, the SPX spread, the VIX-option smile;
+analysis/calibration.py documents the method) and writes a TOML fragment to PATH, relative to the working directory
+(default config/calibrated.toml: in a clone, the committed copy validate prices with), never into the installed
+package.
 """
 from __future__ import annotations
 
@@ -58,7 +60,8 @@ def cmd_calibrate(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("validate", help="fidelity report: VX blends vs ETPs, SPX surface vs real chains, CNDR/VXTH replicas")
+    p = sub.add_parser("validate", help="fidelity report: VX blends vs ETPs, SPX surface vs real chains, VIX options, "
+                                        "Feb 2018 condors, CNDR/VXTH replicas")
     p.add_argument("--out", default="out/validate", help="directory for report.md, plots and tables ('' to skip)")
     p.add_argument("--start", type=iso_date, help=f"first day (default {FULL_START})")
     p.add_argument("--end", type=iso_date, help=f"last day (default {FULL_END})")
@@ -67,7 +70,7 @@ def register(sub) -> None:
     add_common(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("calibrate", help="fit SPX skew, SPX spread and VIX-option vol on early data; report out of sample")
+    p = sub.add_parser("calibrate", help="refit the SPX surface, SPX spread and VIX-option smile on real quotes; report in and out of sample")
     p.add_argument("--out", default=CALIBRATED_OUT,
                    help=f"TOML file to write, relative to the working directory (default {CALIBRATED_OUT})")
     p.add_argument("--dry-run", action="store_true", help="print the fit without writing the file")

@@ -19,6 +19,7 @@ from .report import (
     DataReport,
     Validated,
     check_data,
+    check_option_files,
     coverage_table,
     cross_checks,
     validate_all,
@@ -28,6 +29,7 @@ from .sink import Sink
 from .vx import ValidatedVX, validate_vx
 
 __all__ = [
-    "DataReport", "Sink", "Validated", "ValidatedSeries", "ValidatedVX", "check_data", "coverage_table",
+    "DataReport", "Sink", "Validated", "ValidatedSeries", "ValidatedVX", "check_data", "check_option_files",
+    "coverage_table",
     "cross_checks", "trading_days_between", "validate_all", "validate_daily", "validate_events", "validate_vx",
 ]
