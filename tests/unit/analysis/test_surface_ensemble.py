@@ -45,7 +45,7 @@ def _errors(levels: dict[str, float], shift: dict[str, float]) -> pd.DataFrame:
     """Synthetic per-option errors: for each date (VIX level), puts and calls in every delta bucket, error 0.5 vol
     pt plus `shift` on that date."""
     rows = []
-    for d, vix in levels.items():
+    for d in levels:
         for right in ("P", "C"):
             for delta in (0.05, 0.2, 0.4):
                 for dte in (10, 30, 70):
