@@ -64,11 +64,9 @@ class Candidate:
     pricing: dict                  # member.pricing: overrides merged over the run config's [pricing]
 
     def pricing_params(self, base: PricingParams | None = None) -> PricingParams:
-        base = base or PricingParams()
-        data = base.model_dump()
-        for k, v in self.pricing.items():
-            data[k] = {**data[k], **v} if isinstance(v, dict) else v
-        return PricingParams.model_validate(data)
+        from config.settings import deep_merge
+
+        return PricingParams.model_validate(deep_merge((base or PricingParams()).model_dump(), self.pricing))
 
 
 @dataclass
