@@ -1,14 +1,15 @@
 """`alvh validate` and `alvh calibrate`: fidelity of the simulator against everything real in the data.
 
     alvh validate [--out DIR] [--start DATE] [--end DATE] [--config TOML] [--no-sensitivity]
-    alvh calibrate [--out PATH] [--dry-run]
+    alvh calibrate [--out PATH] [--dry-run] [--ensemble [PATH]]
 
 validate writes to DIR (default out/validate): report.md (every table), summary.json (the acceptance figures
 of issues #4 and #9 with met/short flags), CSV tables and PNG plots (analysis/validation*.py). calibrate refits the
 pricing parameters on real quotes (the regime SPX surface, the SPX spread, the VIX-option smile;
 analysis/calibration.py documents the method) and writes a TOML fragment to PATH, relative to the working directory
 (default config/calibrated.toml: in a clone, the committed copy validate prices with), never into the installed
-package.
+package. calibrate --ensemble writes the surface ensemble instead (analysis/surface_ensemble.py; default
+config/surface_ensemble.toml, relative to the working directory).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ VALIDATION_NEEDS = [SeriesNeed(s, "the CNDR and VXTH replicas") for s in ("spx",
 
 # relative to the working directory: in a clone that is the repo's config/calibrated.toml (what validate reads)
 CALIBRATED_OUT = "config/calibrated.toml"
+ENSEMBLE_OUT = "config/surface_ensemble.toml"
 
 log = structlog.get_logger("alvh.validate")
 
@@ -49,6 +51,8 @@ def cmd_calibrate(args) -> int:
     from analysis.calibration import format_report, run_calibration, write_calibrated
     from engine.marketmodel import PricingParams
 
+    if args.ensemble is not None:
+        return _ensemble(args)
     target = None if args.dry_run else out_file(args.out, "--out")
     data_dir, panel = panel_for(args)
     cal = run_calibration(panel, data_dir, PricingParams())
@@ -56,6 +60,19 @@ def cmd_calibrate(args) -> int:
     if target is not None:
         p = write_calibrated(cal, target)
         print(f"wrote {p}")
+    return 0
+
+
+def _ensemble(args) -> int:
+    from analysis.surface_ensemble import build_ensemble, format_report, run_config_pricing, write_ensemble
+
+    target = None if args.dry_run else out_file(args.ensemble, "--ensemble")
+    base = run_config_pricing()
+    data_dir, panel = panel_for(args)
+    ens = build_ensemble(panel, data_dir, base)
+    print(format_report(ens))
+    if target is not None:
+        print(f"wrote {write_ensemble(ens, target)} ({len(ens.members)} members)")
     return 0
 
 
@@ -74,5 +91,8 @@ def register(sub) -> None:
     p.add_argument("--out", default=CALIBRATED_OUT,
                    help=f"TOML file to write, relative to the working directory (default {CALIBRATED_OUT})")
     p.add_argument("--dry-run", action="store_true", help="print the fit without writing the file")
+    p.add_argument("--ensemble", nargs="?", const=ENSEMBLE_OUT, default=None, metavar="PATH",
+                   help="instead, judge the surface variants and write the ensemble the verdict runs over "
+                        f"(default {ENSEMBLE_OUT}; docs/fidelity.md section 6)")
     add_common(p)
     p.set_defaults(func=cmd_calibrate)
