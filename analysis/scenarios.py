@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from analysis.config_files import load_model
 from analysis.episodes import VerdictSettings
@@ -125,13 +125,14 @@ class MemberSpec(Params):
 class EnsembleFile(Params):
     member: list[MemberSpec] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique(self):
-        names = [m.name for m in self.member]
+    @field_validator("member")
+    @classmethod
+    def _unique(cls, members: list[MemberSpec]) -> list[MemberSpec]:
+        names = [m.name for m in members]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"member names must be unique: {dup} repeated")
-        return self
+        return members
 
 
 @dataclass(frozen=True)
