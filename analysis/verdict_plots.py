@@ -43,13 +43,11 @@ def legend_label(res, name: str) -> str:
 
 
 def phases_text(res) -> str:
-    """What an episode's range is taken over: '3 surfaces x 5 condor-ladder phases (x the window ends of an episode
-    read over a window family)'."""
+    """What an episode's range is taken over: '3 surfaces x 5 ladder phases, x the window family for GFC 2008'."""
     n, k = res.meta.get("ladders", 1), len(res.meta.get("surfaces", [])) or 1
-    lad = f"{n} condor-ladder phases (entry weekdays Monday..Friday)" if n > 1 else "one condor-ladder phase"
-    surf = f"{k} pricing surfaces x " if k > 1 else ""
-    fam = " (x the window ends of an episode read over a window family)" if any(e.windows for e in res.episodes) else ""
-    return f"{surf}{lad}{fam}"
+    fam = [e.name for e in res.episodes if e.windows and e.source == "named"]
+    return (f"{k} pricing surface{'s' if k > 1 else ''} x {n} condor-ladder phase{'s' if n > 1 else ''}"
+            + (f", x the window family for {', '.join(fam)}" if fam else ""))
 
 
 

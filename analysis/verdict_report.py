@@ -93,7 +93,8 @@ def cost_rows(res) -> list[list[str]]:
         return rows
     for _, r in res.cost.iterrows():
         rows.append([r.scenario, f"{_money(r.final_equity_diff)} ({_num(r.final_equity_diff_pct_yr)})",
-                     *[f"{_money(r[k])} ({_num(r[f'{k}_pct_yr'])})" for k, _ in COST_TERMS], _num(r.cagr_diff_pct)])
+                     *[f"{r[k]:+,.2f}" if k == "residual" else f"{_money(r[k])} ({_num(r[f'{k}_pct_yr'])})"
+                       for k, _ in COST_TERMS], _num(r.cagr_diff_pct)])
     return rows
 
 
@@ -147,18 +148,10 @@ def answer(res) -> str:
         return f"the default hedge is not scored: {r.flag}"
     worse = f", deeper drawdowns on every variant in {r.worse_every}" if r.worse_every else ""
     unscored = f"; {r.not_scored} not scored" if r.not_scored else ""
-    return (f"the claimed {claim} cut of the condor book's drawdown held on every variant ({variants_short(res)}) in "
+    return (f"the claimed {claim} cut of the condor book's drawdown held on every variant ({_phases(res)}) in "
             f"{r.held_every} of {r.episodes} named spikes, on some variants in {r.held_some}, on none in "
             f"{r.held_none}{worse}{unscored}; {cost_sentence(res, r.scenario)} (CAGR {r.cagr_unhedged_pct:.2f}% "
             f"unhedged -> {r.cagr_pct:.2f}%, max drawdown {r.max_dd_unhedged_pct:.1f}% -> {r.max_dd_pct:.1f}%)")
-
-
-def variants_short(res) -> str:
-    """'3 surfaces x 5 ladder phases, x the window family for GFC 2008, Aug 2015'."""
-    n, k = res.meta.get("ladders", 1), len(res.surfaces)
-    fam = [e.name for e in res.episodes if e.windows and e.source == "named"]
-    return (f"{k} surface{'s' if k > 1 else ''} x {n} ladder phase{'s' if n > 1 else ''}"
-            + (f", x the window family for {', '.join(fam)}" if fam else ""))
 
 
 def cost_sentence(res, scenario: str) -> str:

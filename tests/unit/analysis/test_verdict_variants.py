@@ -246,3 +246,16 @@ def test_cost_decomposition_sums_to_the_final_equity_difference(data_dir, panel)
                                                           "residual")), cost.final_equity_diff_pct_yr,
                         rel_tol=1e-9)
     assert np.isfinite(cost.cagr_diff_pct)
+
+
+def test_cli_surfaces_flag_errors_before_any_data_is_read(tmp_path, monkeypatch, capsys, data_dir):
+    """`alvh verdict --surfaces <file>`: a missing or bad file is one sentence and exit 2, before the data."""
+    from adapters.cli import main as cli
+
+    monkeypatch.setattr(cli, "configure_logging", lambda **kw: None)
+    bad = write(tmp_path, '[[member]]\nname = "a"\n[member.pricing]\ndiv_yield = 0.5\n')
+    for arg, words in ((str(tmp_path / "none.toml"), "file does not exist"),
+                       (str(bad), "member[0].pricing.div_yield")):
+        rc = cli.main(["verdict", "--surfaces", arg, "--out", "", "--data-dir", str(data_dir)])
+        err = capsys.readouterr().err
+        assert rc == 2 and words in err and "Traceback" not in err, err
