@@ -18,18 +18,22 @@ from engine.metrics import TRADING_DAYS, summarize
 
 
 def make_task(cfg_dict: dict, hedge: dict | None, *, task_id: str, condor_overrides: dict | None = None,
-              start=None, end=None, episodes: list[Episode] = (), keep_series: bool = False,
-              meta: dict | None = None) -> dict:
+              pricing_overrides: dict | None = None, start=None, end=None, episodes: list[Episode] = (),
+              keep_series: bool = False, meta: dict | None = None) -> dict:
+    """`pricing_overrides`: a surface-ensemble member's [pricing] table, merged (deep) over the config's. Every
+    window of an episode (its window family, if it has one) is measured, keyed as Episode.window_keys says."""
     from config.settings import deep_merge
 
     c = copy.deepcopy(cfg_dict)
     c["hedge"] = None
     if condor_overrides:
         c["condor"] = deep_merge(c.get("condor") or {}, condor_overrides)
+    if pricing_overrides:
+        c["pricing"] = deep_merge(c.get("pricing") or {}, pricing_overrides)
     return {
         "id": task_id, "config": c, "hedge": hedge, "start": None if start is None else str(start),
         "end": None if end is None else str(end),
-        "episodes": [(e.name, str(e.start.date()), str(e.end.date())) for e in episodes],
+        "episodes": [(key, str(e.start.date()), str(end.date())) for e in episodes for _, key, end in e.window_keys()],
         "keep_series": keep_series, "meta": meta or {},
     }
 
@@ -51,6 +55,9 @@ def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf, summ
         "dd_peak": s.dd_peak, "dd_trough": s.dd_trough,
         "hedge_pnl": float(hedge.iloc[-1]) if len(hedge) else 0.0,
         "condor_pnl": float(condor.iloc[-1]) if len(condor) else 0.0,
+        # T-bill interest the account earned on its cash (engine/ledger.py accrue_interest), cumulative to the end
+        "interest": float(eq["interest"].iloc[-1]) if "interest" in eq and len(eq) else 0.0,
+        "years": (eq.index[-1] - eq.index[0]).days / 365.25 if len(eq) > 1 else math.nan,
         # mean daily hedge P&L / prior equity, annualised: net of spike gains
         "hedge_net_pct_yr": float(daily.mean() * TRADING_DAYS * 100.0) if len(daily) else 0.0,
         # the same on days outside every episode window, sign flipped: what the hedge costs in calm markets
@@ -82,6 +89,7 @@ def run_task(task: dict, data_dir: str) -> dict:
     fills = res.fills
     hf = fills[fills["book"] != "condor"] if len(fills) else fills
     m.update({
+        "initial_equity": float(cfg.run.initial_equity),
         "hedge_fills": len(hf), "hedge_commissions": float(hf["commission"].sum()) if len(hf) else 0.0,
         "rejected_orders": len(res.rejections), "wall_seconds": time.perf_counter() - t0,
     })

@@ -3,16 +3,23 @@
 - ``standard_scenarios``: unhedged, ALVH under every budget reading, the VIX-call readings, the same layers always
   on, VXTH, SPX puts - all on the same condor book and costs;
 - ``INSTRUMENT_PRESETS`` / ``preset_layers``: named per-layer instrument sets;
-- ``ladder_variants``: the condor ladder start phases each reduction is also measured on.
+- ``ladder_variants``: the condor ladder start phases each reduction is also measured on;
+- ``load_surfaces``: the surface ensemble (config/surface_ensemble.toml): the SPX/VIX-option pricing variants every
+  scenario also runs on, each validated with the run config's own pricing model before any data is read.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from analysis.config_files import load_model
 from analysis.episodes import VerdictSettings
+from config.errors import ConfigError, config_error
+from engine.params import Params
 
 
 @dataclass(frozen=True)
@@ -102,3 +109,69 @@ def ladder_variants(condor: dict | None, n: int) -> list[dict]:
         return [{}]
     w0 = int(condor.get("entry_weekday", 0))
     return [{} if k == 0 else {"entry_weekday": (w0 + k) % 5} for k in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the surface ensemble
+# ---------------------------------------------------------------------------------------------------
+
+
+class MemberSpec(Params):
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.+-]+$")
+    note: str = ""
+    pricing: dict[str, Any] = Field(default_factory=dict)   # merged (deep) over the run config's [pricing]
+
+
+class EnsembleFile(Params):
+    member: list[MemberSpec] = Field(min_length=1)
+
+    @field_validator("member")
+    @classmethod
+    def _unique(cls, members: list[MemberSpec]) -> list[MemberSpec]:
+        names = [m.name for m in members]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"member names must be unique: {dup} repeated")
+        return members
+
+
+@dataclass(frozen=True)
+class SurfaceMember:
+    """One pricing variant: its [pricing] overrides (deep-merged over the run config's) and why it is there."""
+    name: str
+    note: str = ""
+    pricing: dict = field(default_factory=dict)
+
+
+DEFAULT_SURFACE = SurfaceMember("default", "the run config's pricing")
+
+
+def _effective(p) -> tuple:
+    """What a PricingParams prices with (an override restating a default value changes nothing)."""
+    return (p.div_yield, p.spx_model, p.use_term_structure, p.regime_params(), p.skew(), p.vix_option_params())
+
+
+def load_surfaces(path: str | Path | None, base_pricing: dict, *, first_only: bool = False) -> list[SurfaceMember]:
+    """The ensemble's members; `path` None: the run config's pricing alone. Every member's pricing (the run
+    config's [pricing] with the member's table merged over it) is validated as PricingParams, and the first member
+    must price exactly as the run config does (it is the default reading). Raises ConfigError naming the file and
+    the key."""
+    from config.settings import deep_merge
+    from engine.marketmodel import PricingParams
+
+    if path is None:
+        return [DEFAULT_SURFACE]
+    spec, label = load_model(path, EnsembleFile, "surface_ensemble.toml")
+    base = PricingParams.model_validate(base_pricing)
+    out = []
+    for i, m in enumerate(spec.member):
+        merged = deep_merge(base_pricing, m.pricing)
+        try:
+            p = PricingParams.model_validate(merged)
+        except ValidationError as e:
+            raise config_error(label, e, merged, prefix=f"member[{i}].pricing") from None
+        if i == 0 and _effective(p) != _effective(base):
+            raise ConfigError(f"{label}: member[0].pricing: the first member must be the default (the run config's "
+                              f"pricing, no overrides); {m.name!r} changes it")
+        out.append(SurfaceMember(m.name, m.note, m.pricing))
+    return out[:1] if first_only else out

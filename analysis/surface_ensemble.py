@@ -351,11 +351,3 @@ def write_ensemble(ens: Ensemble, path) -> Path:
     path = Path(path)
     path.write_text(ensemble_toml(ens))
     return path
-
-
-def member_pricing(members: Sequence[dict], base: dict) -> list[PricingParams]:
-    """Each member's [pricing] (member.pricing deep-merged over `base`, a run config's pricing table), typed."""
-    from config.settings import deep_merge
-
-    return [PricingParams.model_validate(deep_merge(base, m.get("pricing", {}))) for m in members]
-

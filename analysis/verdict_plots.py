@@ -1,5 +1,5 @@
 """The verdict's PNG plots (matplotlib, Agg): the headline chart (each named spike's drawdown reduction over every
-condor-ladder phase, coloured by verdict class, with a legend), the full-period equity and drawdown, the layer
+variant - surface x condor-ladder phase x window end - coloured by verdict class, with a legend), the full-period equity and drawdown, the layer
 activations over VIX, and one chart per episode."""
 from __future__ import annotations
 
@@ -43,8 +43,11 @@ def legend_label(res, name: str) -> str:
 
 
 def phases_text(res) -> str:
-    n = res.meta.get("ladders", 1)
-    return f"{n} condor-ladder phases (entry weekdays Monday..Friday)" if n > 1 else "one condor-ladder phase"
+    """What an episode's range is taken over: '3 surfaces x 5 ladder phases, x the window family for GFC 2008'."""
+    n, k = res.meta.get("ladders", 1), len(res.meta.get("surfaces", [])) or 1
+    fam = [e.name for e in res.episodes if e.windows and e.source == "named"]
+    return (f"{k} pricing surface{'s' if k > 1 else ''} x {n} condor-ladder phase{'s' if n > 1 else ''}"
+            + (f", x the window family for {', '.join(fam)}" if fam else ""))
 
 
 
@@ -197,9 +200,9 @@ def plot_full(res, path: Path) -> Path:
 
 
 def plot_reductions(res, path: Path) -> Path:
-    """The headline chart: for each named spike, the default hedge's drawdown reduction on every condor-ladder
-    phase (a bar from the lowest to the highest, coloured by the verdict class; the dot is the Monday-entry run)
-    against the claimed band."""
+    """The headline chart: for each named spike, the default hedge's drawdown reduction on every variant (surface x
+    condor-ladder phase x window end; a bar from the lowest to the highest, coloured by the verdict class; the dot
+    is the main run) against the claimed band."""
     d = default_scenario(res)
     t = res.episode_table[(res.episode_table.scenario == d) & (res.episode_table.source == "named")]
     t = t.reset_index(drop=True)
@@ -226,7 +229,7 @@ def plot_reductions(res, path: Path) -> Path:
                 ax.text(i, edge * 0.97, f"{v:.0f}%", ha="center", va=va, fontsize=7)
     ax.set_xticks(x)
     ax.set_xticklabels([textwrap.fill(e, 11) + (f"\nheld {k}/{n}" if n else "")
-                        for e, k, n in zip(t["episode"], t["phases_held"], t["ladders"])], fontsize=8)
+                        for e, k, n in zip(t["episode"], t["variants_held"], t["variants"])], fontsize=8)
     ax.set_ylim(-lim * 1.02, lim * 1.02)
     ax.set_ylabel("drawdown reduction vs unhedged (%)")
     ax.set_title(f"Did the hedge ('{d}') cut the condor book's drawdown by the claimed "
@@ -234,10 +237,10 @@ def plot_reductions(res, path: Path) -> Path:
                  f"Bar: lowest to highest reduction over {phases_text(res)}", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     handles = [Patch(color=CLASS_COLORS[c], label=f"claim {c}") for c in (HELD_EVERY, HELD_SOME, HELD_NONE)]
-    handles.append(Patch(color=CLASS_COLORS[WORSE_EVERY], label="deeper drawdown on every phase"))
+    handles.append(Patch(color=CLASS_COLORS[WORSE_EVERY], label="deeper drawdown on every variant"))
     handles.append(Patch(facecolor="#d2e3f3", edgecolor="#1f77b4", ls="--",
                          label=f"claimed {res.claim.met:.0f}-{res.claim.exceeded:.0f}% cut"))
-    handles.append(plt.Line2D([], [], marker="o", color="black", lw=0, label="Monday-entry ladder (main run)"))
+    handles.append(plt.Line2D([], [], marker="o", color="black", lw=0, label="main run (default surface, Monday entry, rule's window)"))
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), framealpha=0.95)
     return save(fig, path, dpi=100)
 

@@ -63,7 +63,7 @@ def cmd_verdict(args) -> int:
     try:
         res = run_verdict(cfg, str(data_dir), episode_file=args.episodes, start=args.start, end=args.end,
                           ladders=args.ladders, workers=_workers(args.workers), scheduler=args.scheduler,
-                          progress=not args.quiet, scenarios=scenarios)
+                          progress=not args.quiet, scenarios=scenarios, surfaces=args.surfaces)
     except ValueError as e:
         raise UserError(str(e)) from None
     print(console_report(res))
@@ -112,6 +112,8 @@ def register(sub) -> None:
     p.add_argument("--end", type=iso_date, help="last day (default: the config's run.end)")
     p.add_argument("--ladders", type=_ladders, help="condor ladder phases for the reduction range (default from episodes.toml)")
     p.add_argument("--scenarios", help="comma-separated subset (unhedged always runs), e.g. alvh,static,vxth")
+    p.add_argument("--surfaces", help="surface ensemble file, or 'default' for its first member only (quick); "
+                                      "default: the file named by the episode file's [verdict] surfaces")
     p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -12,6 +12,7 @@ import pytest
 
 from analysis import spx_surface
 from analysis import surface_ensemble as E
+from analysis.scenarios import load_surfaces
 from engine.marketmodel import PricingParams
 from engine.regime_surface import RegimeParams
 from engine.volsurface import SkewParams
@@ -29,7 +30,11 @@ def test_committed_ensemble_loads_as_typed_pricing():
     assert len(set(names)) == len(names)
     assert members[0]["name"] == "regime" and members[0]["pricing"] == {"spx_model": "regime"}
     base = E.run_config_pricing()
-    typed = E.member_pricing(members, base.model_dump())
+    from config.settings import deep_merge
+
+    loaded = load_surfaces(ENSEMBLE, base.model_dump())        # the verdict's reader: typed, member 0 the default
+    assert [m.name for m in loaded] == names
+    typed = [PricingParams.model_validate(deep_merge(base.model_dump(), m.pricing)) for m in loaded]
     assert typed[0] == base                                   # the default member changes nothing
     for m, p in zip(members[1:], typed[1:]):
         assert m["note"] and p != base, m["name"]

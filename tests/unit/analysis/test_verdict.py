@@ -13,7 +13,7 @@ from analysis.episodes import (
     DetectRule,
     Episode,
     classify,
-    classify_phases,
+    classify_variants,
     detect_spikes,
     load_episodes,
     reduction_pct,
@@ -54,26 +54,27 @@ def test_classification_against_the_claim(red, cls):
     assert classify(red, ClaimBands()) == cls
 
 
-@pytest.mark.parametrize("phases,cls", [
-    ([36, 50, 40], "held on every phase"), ([35.0], "held on every phase"),
-    ([-28, 43, 10], "held on some phases"), ([34.9, 35.0], "held on some phases"),
-    ([20, 30, -5], "held on no phase"), ([0.0, 34.99], "held on no phase"),
-    ([-1, -135], "worse on every phase"),
-    ([math.nan, 40], "held on every phase"), ([math.nan], "n/a"), ([], "n/a"),
+@pytest.mark.parametrize("variants,cls", [
+    ([36, 50, 40], "held on every variant"), ([35.0], "held on every variant"),
+    ([-28, 43, 10], "held on some variants"), ([34.9, 35.0], "held on some variants"),
+    ([20, 30, -5], "held on no variant"), ([0.0, 34.99], "held on no variant"),
+    ([-1, -135], "worse on every variant"),
+    ([math.nan, 40], "held on every variant"), ([math.nan], "n/a"), ([], "n/a"),
 ])
-def test_classification_over_the_ladder_phases(phases, cls):
-    """2022 with a range of -28%..+43% is 'held on some phases', never 'exceeded'."""
-    assert classify_phases(phases, ClaimBands()) == cls
+def test_classification_over_the_variants(variants, cls):
+    """2022 with a range of -28%..+43% is 'held on some variants', never 'exceeded'."""
+    assert classify_variants(variants, ClaimBands()) == cls
 
 
-def fake_run(scenario, ladder, dd_full, episodes, equity=None):
+def fake_run(scenario, ladder, dd_full, episodes, equity=None, surface=0, **totals):
     m = {"cagr": 0.01, "sharpe": 0.1, "calmar": 0.1, "max_drawdown": dd_full, "dd_peak": "2008-01-02",
          "dd_trough": "2009-03-09", "final_equity": 1e6, "hedge_pnl": 0.0, "condor_pnl": 0.0,
          "hedge_net_pct_yr": -1.0, "hedge_carry_pct_yr": 1.5, "hedge_fills": 1, "hedge_commissions": 1.0,
-         "rejected_orders": 0, "wall_seconds": 1.0,
+         "rejected_orders": 0, "wall_seconds": 1.0, "interest": 0.0, "initial_equity": 1e6, "years": 10.0,
          "episodes": {name: {"dd": dd, "hedge_pnl": hp, "condor_pnl": cp, "start_equity": 1e6}
                       for name, (dd, hp, cp) in episodes.items()}}
-    out = {"meta": {"scenario": scenario, "ladder": ladder}, "metrics": m}
+    m.update(totals)
+    out = {"meta": {"scenario": scenario, "ladder": ladder, "surface": surface}, "metrics": m}
     if equity is not None:
         out["equity"] = equity
     return out
@@ -101,8 +102,8 @@ def test_books_that_stopped_trading_or_lost_half_are_flagged_not_scored():
                                 equity=flat if lad == 0 else None))
     res = analyze(results, scs, eps, ClaimBands(), "alvh")
     t = res.episode_table.set_index(["scenario", "episode"])
-    assert t.loc[("alvh", "spike"), "class"] == "held on every phase"      # 50% and 40%
-    assert t.loc[("alvh", "spike"), "phases_held"] == 2
+    assert t.loc[("alvh", "spike"), "class"] == "held on every variant"      # 50% and 40%
+    assert t.loc[("alvh", "spike"), "variants_held"] == 2
     later = t.loc[("alvh", "later")]          # no P&L at all in the window: not a 100% reduction
     assert later["class"] == "not scored" and "not trading" in later["flag"]
     wiped = t.loc[("wiped", "spike")]         # one phase lost 80%: every episode of the scenario is unscored
@@ -111,7 +112,8 @@ def test_books_that_stopped_trading_or_lost_half_are_flagged_not_scored():
     tally = res.tally.set_index("scenario")
     assert tally.loc["alvh", ["held_every", "not_scored", "episodes"]].tolist() == [1, 1, 2]
     assert tally.loc["wiped", "not_scored"] == 2 and tally.loc["wiped", "flag"]
-    assert tally.loc["alvh", "cost_pct_yr"] == pytest.approx(1.0)
+    assert tally.loc["alvh", "hedge_net_pct_yr"] == pytest.approx(-1.0)
+    assert tally.loc["alvh", "cost_pct_yr"] == pytest.approx(0.0)      # same final equity as unhedged
 
 
 def test_reduction_pct():
@@ -186,7 +188,7 @@ def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
     tasks._PANELS[str(data_dir)] = panel   # reuse the session panel
     cfg = load_config("config/alvh.toml")
     res = run_verdict(cfg, str(data_dir), start="2020-01-02", end="2020-09-30", ladders=2, workers=1,
-                      progress=False, scenarios=["alvh", "alvh_equity", "vxth"])
+                      progress=False, scenarios=["alvh", "alvh_equity", "vxth"], surfaces="default")
     t = res.episode_table
     mar = t[(t.episode == "Mar 2020")].set_index("scenario")
     assert set(mar.index) == {"unhedged", "alvh", "alvh_equity", "vxth"}
@@ -195,7 +197,7 @@ def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
         r = mar.loc[s]
         assert r["reduction_pct"] == pytest.approx(100 * (r.dd_unhedged_pct - r.dd_pct) / r.dd_unhedged_pct)
         assert r["class_main"] == classify(r["reduction_pct"])
-        assert r["class"] == classify_phases([r["range_low"], r["range_high"]])
+        assert r["class"] == classify_variants([r["range_low"], r["range_high"]])
         assert r["range_low"] <= r["reduction_pct"] + 1e-9 <= r["range_high"] + 2e-9
     assert res.meta["ladders"] == 2 and len(res.verdict) >= 1
     text = console_report(res)
