@@ -72,7 +72,7 @@ class MarketPanel:
         dates, expiries, _ = self.vx_matrix()
         vx = self.vx
         opens = np.full((len(dates), len(expiries)), np.nan, dtype="float64")
-        if len(vx):
+        if len(vx) and {"open", "high", "low", "volume"} <= set(vx.columns):   # a settle-only frame: no opens
             r = dates.get_indexer(pd.DatetimeIndex(vx["date"]))
             c = np.searchsorted(expiries, vx["expiry"].to_numpy().astype("datetime64[D]"))
             ok = r >= 0
