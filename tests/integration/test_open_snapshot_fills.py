@@ -2,6 +2,7 @@
 (VIX options, ETPs, and SPX options on a day without an SPX opening print wait for the close), and in
 next_snapshot mode a condor stop decided on a gap day fills at the very next snapshot, never expiring."""
 import datetime as dt
+import itertools
 import math
 
 import pandas as pd
@@ -92,7 +93,7 @@ def test_condor_stops_on_gap_days_fill_at_the_next_snapshot(panel, statuses, sta
     assert not (close["state"] == "cancelled").any(), close[close["state"] == "cancelled"]
     snaps = [f"{d} {t}" for d in HistoricalReplay(panel, start, end).dates if start <= str(d) <= end
              for t in ("09:30", "16:00")]
-    nxt = dict(zip(snaps, snaps[1:]))
+    nxt = dict(itertools.pairwise(snaps))
     sent = close[close["state"] == "working"].set_index("intent")["at"]
     done = close[close["state"] == "filled"].set_index("intent")["at"]
     assert set(sent.index) == set(done.index)   # every exit filled: nothing expired while the condor was open
