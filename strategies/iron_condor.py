@@ -53,7 +53,7 @@ class CondorParams(Params):
     min_credit_to_width: float = Field(0.0, ge=0, lt=1, description="skip entries whose credit is below this fraction of the wider wing")
     limit_slack: float = Field(0.10, ge=0, le=1, description="entry orders carry a limit this fraction of the credit worse "
                                "than the natural price at decision time (matters when fills come later: next_snapshot, "
-                               "live); exits are market orders")
+                               "live); so do take-profit exits; stops and time exits are market orders")
 
     @model_validator(mode="after")
     def _windows(self):
@@ -183,10 +183,16 @@ class IronCondorBook(Strategy):
                 c.status = "closing"
                 c.exit_reason = reason
                 close_legs = [OrderLeg(leg, -r) for leg, r in zip(c.legs, c.ratios)]
-                # Exits are market orders (fill at the model price plus spread and slippage wherever the market
-                # is when the order meets it): a stop carrying the decision-time price as a limit is blocked
-                # by the very gap it is meant to get out of (next_snapshot fills, live).
-                c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close")
+                limit = None
+                if reason == "take_profit":
+                    # a profit is taken at a price, so its order carries one (re-priced when it is sent again
+                    # after a DAY order expires); stops and time exits are market orders, filled at the model
+                    # price plus spread and slippage wherever the market is when they meet it: a stop with the
+                    # decision-time price as its limit is blocked by the very gap it should get out of
+                    q = ctx.quotes(c.legs)
+                    natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
+                    limit = round(natural + p.limit_slack * c.credit, 2)   # a debit: willing to pay a little more
+                c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close", limit=limit)
                 self.by_intent[c.close_intent] = c.cid
 
     def _choose_expiry(self, date: dt.date):

@@ -20,12 +20,12 @@ from engine.marketmodel import MarketModel
 
 @pytest.fixture
 def statuses(monkeypatch):
-    """Every order status the simulated broker publishes: (ts, intent, purpose, state, reason)."""
+    """Every order status the simulated broker publishes: (ts, intent, purpose, state, reason, is a market order)."""
     seen = []
     original = sim_broker.SimulatedBroker._status
 
     def record(self, order, state, filled, reason=""):
-        seen.append((self.bus.now, order.intent_id, order.purpose, state.value, reason))
+        seen.append((self.bus.now, order.intent_id, order.purpose, state.value, reason, order.limit is None))
         return original(self, order, state, filled, reason)
 
     monkeypatch.setattr(sim_broker.SimulatedBroker, "_status", record)
@@ -87,18 +87,21 @@ def test_open_decisions_fill_only_at_prices_of_the_snapshot(panel):
 def test_condor_stops_on_gap_days_fill_at_the_next_snapshot(panel, statuses, start, end, decided, filled):
     cfg = load_config("config/condor.toml", {"execution": {"fill_timing": "next_snapshot"}})
     res = run_backtest(cfg, panel, start=start, end=end)
-    st = pd.DataFrame(statuses, columns=["ts", "intent", "purpose", "state", "reason"])
+    st = pd.DataFrame(statuses, columns=["ts", "intent", "purpose", "state", "reason", "market"])
     st["at"] = st["ts"].map(lambda t: t.strftime("%Y-%m-%d %H:%M"))
-    close = st[st["purpose"] == "close"]
-    assert not (close["state"] == "cancelled").any(), close[close["state"] == "cancelled"]
+    # stops and time exits are market orders; only a take-profit carries a limit, and only it may expire
+    close = st[(st["purpose"] == "close") & st["market"]]
+    assert len(close) and not (close["state"] == "cancelled").any(), close[close["state"] == "cancelled"]
     snaps = [f"{d} {t}" for d in HistoricalReplay(panel, start, end).dates if start <= str(d) <= end
              for t in ("09:30", "16:00")]
     nxt = dict(itertools.pairwise(snaps))
     sent = close[close["state"] == "working"].set_index("intent")["at"]
     done = close[close["state"] == "filled"].set_index("intent")["at"]
-    assert set(sent.index) == set(done.index)   # every exit filled: nothing expired while the condor was open
+    assert set(sent.index) == set(done.index)   # every stop filled: none expired while its condor was open
     for intent, at in sent.items():
         assert done[intent] == nxt[at], f"{intent}: sent {at}, filled {done[intent]}"
+    stop_intents = {c.close_intent for s in res.strategies for c in getattr(s, "closed", []) if c.exit_reason == "stop"}
+    assert stop_intents and stop_intents <= set(sent.index)
     on_day = sent[sent == decided]
     assert len(on_day) >= 1 and (done[on_day.index] == filled).all()
     stops = res.trades[res.trades["exit_reason"] == "stop"]
