@@ -33,6 +33,10 @@ class MarketQuotes:
     settlement (the day's settle is not known before 4:15 pm ET); at the close, the day's settlement.
     `final_settlements` carries settlement values that become known at this instant (the VX/VIX-option
     SOQ at the open of a VIX expiry day, the SPX SOQ proxy at the open of an SPX AM-expiry day).
+    `stale` names what is not a price from this instant (a prior close or settle carried forward, a value IB
+    stopped updating): series names ("spx", "vix", "vvix", "skew", "extra", and "vx"/"etps" for all of them)
+    or instrument keys ("VX 2018-02-14", "VXX"). Such values may inform a decision; no fill is made at them
+    (engine.marketmodel.MarketModel.fresh).
     """
 
     spx: float

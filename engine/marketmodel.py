@@ -78,6 +78,11 @@ def _settles_at(d: dt.date, pm: bool = False) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, 16, 0, tzinfo=ET) if pm else dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=ET)
 
 
+@lru_cache(maxsize=1024)
+def _vx_key(expiry: dt.date) -> str:
+    return FutureContract("VX", expiry).key
+
+
 class SnapshotPrices:
     """What has been priced at one snapshot under one set of pricing parameters: times to settlement, model mids
     and any per-snapshot memo a caller keeps (``MarketModel.memo``). The surfaces are not kept (a run that meets
@@ -193,6 +198,26 @@ class MarketModel:
     def vx_curve(self) -> list[tuple[dt.date, float]]:
         """Live VX contracts (expiry, price), nearest first, excluding any that expire at this instant."""
         return sorted((e, p) for e, p in self.quotes.vx.items() if _settles_at(e) > self.ts)
+
+    def fresh(self, inst: Instrument) -> bool:
+        """Whether `inst`'s price is from this instant, so a fill or a stop check may use it.
+
+        A VX future needs its own price; an SPX option needs the SPX and VIX levels (the surface's level; the
+        term points, VVIX and SKEW only shape it); a VIX option needs its VX forward and VVIX, which sets its
+        vol level (VVIX is close-only in the data, so VIX options are never fresh at the replay's open); an ETP
+        its own price."""
+        stale = self.quotes.stale
+        if not stale:
+            return True
+        if inst.key in stale:
+            return False
+        if type(inst) is OptionContract:
+            if inst.root == "VIX":
+                return "vvix" not in stale and "vx" not in stale and _vx_key(inst.expiry) not in stale
+            return "spx" not in stale and "vix" not in stale
+        if type(inst) is FutureContract:
+            return "vx" not in stale
+        return "etps" not in stale
 
     def etp(self, symbol: str) -> float:
         return self.quotes.etps.get(symbol, math.nan)

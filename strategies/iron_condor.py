@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from engine.calendar import listed_expiries
+from engine.calendar import is_trading_day, listed_expiries
 from engine.events import FillEvent, MarketSnapshot, OrderState, OrderStatusEvent, SettlementEvent
 from engine.instruments import OptionContract, instrument_from_dict
 from engine.marketmodel import snapshot_memo
@@ -51,8 +51,9 @@ class CondorParams(Params):
     max_vix_entry: float | None = Field(None, gt=0)
     min_vix_entry: float | None = Field(None, gt=0)
     min_credit_to_width: float = Field(0.0, ge=0, lt=1, description="skip entries whose credit is below this fraction of the wider wing")
-    limit_slack: float = Field(0.10, ge=0, le=1, description="orders carry a limit this fraction of the credit worse than "
-                               "the natural price at decision time (matters when fills come later: next_snapshot, live)")
+    limit_slack: float = Field(0.10, ge=0, le=1, description="entry orders carry a limit this fraction of the credit worse "
+                               "than the natural price at decision time (matters when fills come later: next_snapshot, "
+                               "live); so do take-profit exits; stops and time exits are market orders")
 
     @model_validator(mode="after")
     def _windows(self):
@@ -112,6 +113,7 @@ class IronCondorBook(Strategy):
         self.by_intent: dict[str, str] = {}
         self.trades: list[dict] = []
         self._last_entry_key: tuple | None = None
+        self._first_seen: dt.date | None = None   # first entry check of this run (a restart begins again)
         self._n = 0
         self._leg_keys: dict[str, tuple] = {}   # condor id -> its legs as a memo key
 
@@ -121,12 +123,18 @@ class IronCondorBook(Strategy):
 
     def _entry_due(self, date: dt.date) -> bool:
         p = self.p
+        if self._first_seen is None:
+            self._first_seen = date
         if p.entry_frequency == "daily":
             key = (date,)
         elif p.entry_frequency == "weekly":
-            iso = date.isocalendar()
-            if date.weekday() < p.entry_weekday:
-                return False
+            # the week's slot is its entry weekday; a holiday on it moves the entry to the next session, even
+            # into the next week (Good Friday -> Monday), and that week's own slot still gets its entry
+            slot = date - dt.timedelta(days=(date.weekday() - p.entry_weekday) % 7)
+            if (slot.isocalendar()[:2] != date.isocalendar()[:2] and is_trading_day(slot)
+                    and (self._first_seen is None or slot < self._first_seen)):
+                return False   # last week's slot is not ours to catch up: the run began after it
+            iso = slot.isocalendar()
             key = (iso.year, iso.week)
         else:
             key = (date.year, date.month)
@@ -137,8 +145,11 @@ class IronCondorBook(Strategy):
 
     # ---- hooks -------------------------------------------------------------------------------
     def on_snapshot(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
-        if not math.isfinite(snap.quotes.spx) or not math.isfinite(snap.quotes.vix):
+        q = snap.quotes
+        if not math.isfinite(q.spx) or not math.isfinite(q.vix):
             return
+        if "spx" in q.stale or "vix" in q.stale:
+            return  # no opening print (a prior close carried forward): no stop check or entry on a fake open
         if snap.phase.value in self.p.exit_phases:
             self._manage(snap, ctx)
         if snap.phase.value == self.p.entry_phase and self._entry_due(snap.date):
@@ -172,11 +183,16 @@ class IronCondorBook(Strategy):
                 c.status = "closing"
                 c.exit_reason = reason
                 close_legs = [OrderLeg(leg, -r) for leg, r in zip(c.legs, c.ratios)]
-                q = ctx.quotes(c.legs)
-                natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
-                limit = natural + p.limit_slack * c.credit   # a debit: willing to pay a little more
-                c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close",
-                                            limit=round(limit, 2))
+                limit = None
+                if reason == "take_profit":
+                    # a profit is taken at a price, so its order carries one (re-priced when it is sent again
+                    # after a DAY order expires); stops and time exits are market orders, filled at the model
+                    # price plus spread and slippage wherever the market is when they meet it: a stop with the
+                    # decision-time price as its limit is blocked by the very gap it should get out of
+                    q = ctx.quotes(c.legs)
+                    natural = sum(-r * (qt.ask if -r > 0 else qt.bid) for r, qt in zip(c.ratios, q))
+                    limit = round(natural + p.limit_slack * c.credit, 2)   # a debit: willing to pay a little more
+                c.close_intent = ctx.submit(close_legs, c.quantity - c.closed_units, purpose="close", limit=limit)
                 self.by_intent[c.close_intent] = c.cid
 
     def _choose_expiry(self, date: dt.date):

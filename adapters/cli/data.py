@@ -38,6 +38,10 @@ def cmd_data_check(args) -> int:
     report = check_data(data_dir)
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(report.coverage.to_string(index=False))
+    if report.stale_spx_opens:
+        per_year = ", ".join(f"{y}: {n}" for y, n in report.stale_spx_opens.items())
+        print(f"stale SPX opens (open == prior close, used as no open): {sum(report.stale_spx_opens.values())} "
+              f"({per_year})")
     for w in report.warnings:
         print(f"warning: {w}")
     for e in report.errors:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import sources as S
 from .errors import DataError
+from .open_prints import usable_vx_opens
 
 DAILY_COLUMNS: tuple[str, ...] = (
     "spx_open", "spx_high", "spx_low", "spx_close",
@@ -61,6 +62,24 @@ class MarketPanel:
         out = (dates, expiries, settle)
         self._memo["vx_matrix"] = out
         return out
+
+    def vx_open_matrix(self) -> np.ndarray:
+        """Each contract's opening trade per day, aligned with vx_matrix() [n_dates, n_contracts]; NaN where the
+        day has no usable open (see usable_vx_opens). Computed once per panel."""
+        hit = self._memo.get("vx_open_matrix")
+        if hit is not None:
+            return hit
+        dates, expiries, _ = self.vx_matrix()
+        vx = self.vx
+        opens = np.full((len(dates), len(expiries)), np.nan, dtype="float64")
+        if len(vx) and {"open", "high", "low", "volume"} <= set(vx.columns):   # a settle-only frame: no opens
+            r = dates.get_indexer(pd.DatetimeIndex(vx["date"]))
+            c = np.searchsorted(expiries, vx["expiry"].to_numpy().astype("datetime64[D]"))
+            ok = r >= 0
+            opens[r[ok], c[ok]] = usable_vx_opens(vx)[ok]
+        opens.setflags(write=False)
+        self._memo["vx_open_matrix"] = opens
+        return opens
 
     def slice(self, start=None, end=None) -> MarketPanel:
         """Rows with start <= date <= end (either may be None). Events and notes are kept whole

@@ -91,7 +91,8 @@ def run_backtest(cfg: RunConfig, panel, *, start=None, end=None,
     rf = panel.daily.get("rate_tbill", 0.0)
     summary = summarize(eq["equity"], rf)
     return BacktestResult(cfg, eq, fills, trades, rejections, summary, strategies,
-                          events=bus.dispatched, wall_seconds=time.perf_counter() - t0)
+                          events=bus.dispatched, wall_seconds=time.perf_counter() - t0,
+                          extras={"stale_spx_opens": replay.stale_spx_opens()})
 
 
 def write_outputs(result: BacktestResult, out: Path) -> list[Path]:
@@ -104,7 +105,8 @@ def write_outputs(result: BacktestResult, out: Path) -> list[Path]:
         pq = out / f"{name}.parquet"
         frame.to_parquet(pq, index=False)
         written += [csv, pq]
-    summary = {"config": result.config.source, **result.summary.as_dict(), **result.totals()}
+    summary = {"config": result.config.source, **result.summary.as_dict(), **result.totals(),
+               "stale_spx_opens": {str(y): n for y, n in result.extras.get("stale_spx_opens", {}).items()}}
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     written.append(path)
@@ -151,5 +153,9 @@ def format_summary(result: BacktestResult) -> str:
         ("costs", f"{t['total_commissions']:,.0f} commissions and fees (spread and slippage are inside fill prices)"),
         ("rejected orders", str(t["rejected_orders"])),
     ]
+    stale = result.extras.get("stale_spx_opens")
+    if stale:   # sessions whose open snapshot had no SPX price: no condor stop check or fill there
+        rows.append(("stale SPX opens", f"{sum(stale.values())} sessions without an opening print ("
+                     + ", ".join(f"{y}: {n}" for y, n in stale.items()) + ")"))
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

@@ -3,6 +3,11 @@
 Implements engine.ports.Broker, so a strategy cannot tell it from the IB adapter. Multi-leg orders
 fill all-or-none. Limit orders that are not marketable rest until the session close (DAY) and are
 then cancelled.
+
+No fill is made at a stale price (MarketModel.fresh: a prior close or settle carried into the open snapshot).
+Such an order is deferred, not refused: it stays working and is tried at the first snapshot where every leg
+is fresh - normally the same day's close, what a trader expects of a DAY order sent at 09:30 for an
+instrument that has not opened yet. A deferred order has not met the market, so it does not expire.
 """
 from __future__ import annotations
 
@@ -63,8 +68,10 @@ class SimulatedBroker:
     # ---- market --------------------------------------------------------------------------------
     def on_market(self, market: MarketModel) -> None:
         self.market = market
-        if self.execution.params.fill_timing == "next_snapshot":
-            for order in list(self._working.values()):
+        retry_all = self.execution.params.fill_timing == "next_snapshot"
+        for order in list(self._working.values()):
+            # same_snapshot: only the orders deferred from an earlier snapshot (stale prices) are tried again
+            if retry_all or self._tries.get(order.intent_id, 0) == 0:
                 self._try_fill(order)
 
     def end_of_session(self) -> None:
@@ -86,8 +93,10 @@ class SimulatedBroker:
         m = self.market
         if m is None:
             return
-        self._tries[order.intent_id] = self._tries.get(order.intent_id, 0) + 1
         insts = [leg.instrument for leg in order.legs]
+        if m.quotes.stale and not all(map(m.fresh, insts)):
+            return  # deferred: tried again at the next snapshot, and not counted as meeting the market
+        self._tries[order.intent_id] = self._tries.get(order.intent_id, 0) + 1
         ratios = [leg.ratio for leg in order.legs]
         mids = m.mid_list(insts)
         if not all(map(math.isfinite, mids)):

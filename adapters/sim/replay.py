@@ -1,9 +1,13 @@
 """Historical replay: turns the validated daily panel into market snapshots on the exchange calendar.
 
 Two snapshots per trading day, each built only from what was known at that instant:
-- open (09:30 ET): SPX/VIX-family opens; VX at the prior settlement (the day's settle is published at
-  4:15 pm); ETPs at the prior close; the SPX open as the AM-settlement (SOQ) proxy; the final VX
-  settlement of a contract expiring today (VRO/SOQ is set at the open);
+- open (09:30 ET): SPX/VIX-family opens; each VX contract at its opening trade where the CFE file has one,
+  else at the prior settlement (the day's settle is published at 4:15 pm); ETPs, VVIX, SKEW and the other
+  series at the prior close; the SPX open as the AM-settlement (SOQ) proxy; the final VX settlement of a
+  contract expiring today (VRO/SOQ is set at the open). Every price that is not from this instant (a prior
+  close or settle carried forward, a fallback for a missing or stale open) is named in `MarketQuotes.stale`
+  (a series name, or an instrument key such as "VX 2018-02-14" or "VXX"): strategies may read it as
+  information, the simulated broker never fills at it (engine.marketmodel.MarketModel.fresh);
 - close (16:00 ET): closes, the day's VX settlements, ETP closes.
 "SPXTR" in `etps` is the S&P 500 total-return index (engine.dividends.total_return_index over the SPX closes):
 the day's TR close at the close; at the open the prior TR close x (SPX open / prior SPX close), i.e. the price
@@ -23,16 +27,18 @@ import math
 import numpy as np
 import pandas as pd
 
+from adapters.data.open_prints import stale_open_counts, stale_opens
 from engine.bus import EventBus
 from engine.clock import ET
 from engine.dividends import total_return_index
 from engine.events import MarketQuotes, MarketSnapshot, Phase
+from engine.instruments import FutureContract
 
 INDEX_FIELDS = ("spx", "vix", "vix9d", "vix3m", "vix6m")
 TR_SYMBOL = "SPXTR"   # the S&P 500 total-return index, carried like an ETP
 ETP_COLUMNS = {"VIXY": "vixy_close", "VIXM": "vixm_close", "VXX": "vxx_close", "VXX_A": "vxx_a_close",
                "UVXY": "uvxy_close", "SVXY": "svxy_close"}
-_OPEN_STALE = frozenset({"vx", "etps", "vvix", "skew", "extra"})
+_OPEN_STALE = ("vvix", "skew", "extra")   # close-only series: at the open always the prior close
 
 
 class ReplayRangeError(ValueError):
@@ -45,24 +51,29 @@ def _col(daily: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(daily), math.nan)
 
 
-def _usable_open(daily: pd.DataFrame, name: str, close: np.ndarray) -> np.ndarray:
-    """Opening prints a trader could have seen at 09:30.
+def _usable_open(daily: pd.DataFrame, name: str, close: np.ndarray,
+                 stale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Opening prints a trader could have seen at 09:30, and the days that have none.
 
     Some sources are close-only for years (open == close: VIX9D 2011-13, VIX6M 2008-13, VIX 1990-91) and
     Cboe's VIX file has opens outside the day's range before 2007 (e.g. 2006-02-08 open 41.60, range
-    12-13). Using such an "open" would either leak the close or trade on a bad print, so those opens are
-    replaced by the prior close (known at the open) and the substitution is counted in `open_fallbacks`.
+    12-13); `stale` marks more days without a real open (the SPX open carried from the prior close). Using
+    such an "open" would either leak the close or trade on a bad print, so those opens are replaced by the
+    prior close (known at the open, as information), returned as missing in the mask, and counted in
+    `open_fallbacks`.
     """
     o = _col(daily, f"{name}_open").copy()
     hi, lo = _col(daily, f"{name}_high"), _col(daily, f"{name}_low")
     has_range = np.isfinite(hi) & np.isfinite(lo)
     close_only = (o == close) & np.where(has_range, hi == lo, True)
     bad = ~np.isfinite(o) | close_only | (has_range & ((o > hi * 1.0001) | (o < lo * 0.9999)))
+    if stale is not None:
+        bad |= stale
     prior = np.concatenate([[math.nan], close[:-1]])
     bad &= np.isfinite(close)  # only days the series exists
     o[bad] = prior[bad]
     _usable_open.fallbacks[name] = int(bad.sum())
-    return o
+    return o, bad
 
 
 _usable_open.fallbacks = {}
@@ -88,9 +99,12 @@ class ReplayMarket:
         self.index = dates_all
         self.dates = [d.date() for d in dates_all]
         close = {f: _col(daily, f"{f}_close") for f in INDEX_FIELDS}
-        opens = {f: _usable_open(daily, f, close[f]) for f in INDEX_FIELDS}
+        spx_stale = stale_opens(_col(daily, "spx_open"), close["spx"])
+        opens = {f: _usable_open(daily, f, close[f], spx_stale if f == "spx" else None) for f in INDEX_FIELDS}
         self.c = {f: a.tolist() for f, a in close.items()}
-        self.o = {f: a.tolist() for f, a in opens.items()}
+        self.o = {f: a.tolist() for f, (a, _) in opens.items()}
+        self.o_stale = {f: bad.tolist() for f, (_, bad) in opens.items()}
+        self.spx_open_missing = opens["spx"][1]   # per day: no real SPX open (the prior close is carried)
         self.vvix = _col(daily, "vvix_close").tolist()
         self.skew = _col(daily, "skew_close").tolist()
         self.rate = _col(daily, "rate_tbill").tolist()
@@ -108,6 +122,8 @@ class ReplayMarket:
         self.vx_exp = [pd.Timestamp(e).date() for e in expiries]
         self.vx_col = {e: j for j, e in enumerate(self.vx_exp)}
         self.vx = settle
+        open_matrix = getattr(panel, "vx_open_matrix", None)   # synthetic test panels carry settles only
+        self.vx_open = open_matrix() if open_matrix is not None else np.full_like(settle, math.nan)
         self._vx_rows: list[list | None] = [None] * n   # per row, built on first use: (expiry, settle) pairs
         self.snaps: list[tuple[MarketSnapshot, MarketSnapshot] | None] = [None] * n
 
@@ -133,6 +149,23 @@ class ReplayMarket:
             return {e: v for e, v in row if e >= today}
         return {e: v for e, v in row if e > today}
 
+    def open_vx(self, i: int, today: dt.date) -> tuple[dict[dt.date, float], list[str]]:
+        """VX at 09:30: each live contract's opening trade where it has one, else its prior settlement (named
+        stale). Contracts without a prior settlement are left out, as before."""
+        if i == 0:
+            return {}, []
+        opens = self.vx_open[i]
+        col = self.vx_col
+        out, stale = {}, []
+        for e, prior in self.vx_row(i - 1, today, include_expiring=True).items():
+            o = float(opens[col[e]])
+            if math.isfinite(o) and e > today:
+                out[e] = o
+            else:
+                out[e] = prior
+                stale.append(FutureContract("VX", e).key)
+        return out, stale
+
     def open_quotes(self, i: int) -> MarketQuotes:
         today = self.dates[i]
         p = i - 1
@@ -143,20 +176,27 @@ class ReplayMarket:
             v = float(self.vx[i, j])
             if math.isfinite(v):
                 final[today] = v
+        stale = {f for f in INDEX_FIELDS if self.o_stale[f][i]}
+        stale.update(_OPEN_STALE)
         if p >= 0:
             etps = dict(self.etp_close[p])
+            stale.update(etps)   # close-only files: every ETP is at its prior close
             tr_open = self.tr[p] * o["spx"][i] / self.c["spx"][p]
             if math.isfinite(tr_open):
-                etps[TR_SYMBOL] = tr_open
+                etps[TR_SYMBOL] = tr_open   # moves with the SPX open: as fresh as that open
+                if "spx" in stale:
+                    stale.add(TR_SYMBOL)
+            vx, vx_stale = self.open_vx(i, today)
+            stale.update(vx_stale)
             return MarketQuotes(
                 spx=o["spx"][i], vix=o["vix"][i], rate=self.rate[p], vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
                 vix6m=o["vix6m"][i], vvix=self.vvix[p], skew=self.skew[p],
-                vx=self.vx_row(p, today, include_expiring=True), etps=etps, spx_soq=o["spx"][i],
-                vx_final=final, extra=self.extra[p], stale=_OPEN_STALE)
+                vx=vx, etps=etps, spx_soq=o["spx"][i],
+                vx_final=final, extra=self.extra[p], stale=frozenset(stale))
         return MarketQuotes(
             spx=o["spx"][i], vix=o["vix"][i], rate=math.nan, vix9d=o["vix9d"][i], vix3m=o["vix3m"][i],
             vix6m=o["vix6m"][i], vvix=math.nan, skew=math.nan, vx={}, etps={}, spx_soq=o["spx"][i],
-            vx_final=final, extra={}, stale=_OPEN_STALE)
+            vx_final=final, extra={}, stale=frozenset(stale))
 
     def close_quotes(self, i: int) -> MarketQuotes:
         today = self.dates[i]
@@ -210,6 +250,11 @@ class HistoricalReplay:
 
     def bind(self, bus: EventBus) -> None:
         self.bus = bus
+
+    def stale_spx_opens(self) -> dict[int, int]:
+        """Sessions of this window without a real SPX open (stale: open == prior close), per year."""
+        lo, hi = self._first, self._last
+        return stale_open_counts(self.market.index[lo:hi], self.market.spx_open_missing[lo:hi])
 
     def open_quotes(self, i: int) -> MarketQuotes:
         return self.market.snapshots(i)[0].quotes

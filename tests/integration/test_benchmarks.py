@@ -214,13 +214,17 @@ def test_vxth_replica_holds_spxtr_shares_and_the_account_equity_is_the_index(pan
     assert list(mar["time"]) == ["09:30"] and mar["quantity"].iloc[0] > 0 and mar["instrument"].iloc[0] == "SPXTR"
 
 
-def test_vxth_buy_phase_open_buys_at_the_open_snapshot(panel):
+def test_vxth_buy_phase_open_decides_at_the_open_and_fills_at_that_close(panel):
     from analysis.replicas import REPLICA_NOTIONAL, run_vxth
 
     res, _ = run_vxth(panel, PricingParams(), "2020-02-01", "2020-02-28",
                           VXTHParams(notional=REPLICA_NOTIONAL, buy_phase=Phase.OPEN))
     calls = res.fills[res.fills["instrument"].str.startswith("VIX ")]
-    assert list(calls["time"]) == ["09:30"]
+    # decided at the open, but a VIX option has no fresh price there (VVIX, its vol level, is close-only):
+    # the order waits for the close of the same day
+    assert list(calls["time"]) == ["16:00"]
+    opened = calls
     res, _strat = run_vxth(panel, PricingParams(), "2020-02-01", "2020-02-28")
     calls = res.fills[res.fills["instrument"].str.startswith("VIX ")]
     assert list(calls["time"]) == ["16:00"]
+    assert list(opened["date"]) == list(calls["date"])   # the same session: deferred to its close, not dropped

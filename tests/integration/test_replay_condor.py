@@ -29,17 +29,20 @@ def test_replay_snapshots_use_only_what_is_known(panel):
     o, c = list(r.snapshots_for(i))
     assert o.phase is Phase.OPEN and c.phase is Phase.CLOSE and o.ts < c.ts
     assert c.quotes.vix == pytest.approx(82.69)
-    # at the open, VX is the prior settlement, never the day's
+    # at the open, VX is the day's opening trade (54.00), never the day's settle, and not stale
     mar = dt.date(2020, 3, 18)
-    vx = panel.vx
-    prior = vx[(vx["date"] == pd.Timestamp("2020-03-13")) & (vx["expiry"] == pd.Timestamp("2020-03-18"))]["settle"]
-    assert o.quotes.vx[mar] == pytest.approx(prior.iloc[0])
-    assert c.quotes.vx[mar] == pytest.approx(72.625)
+    assert o.quotes.vx[mar] == pytest.approx(54.00)
+    assert "VX 2020-03-18" not in o.quotes.stale and {"vvix", "skew", "VXX"} <= o.quotes.stale
+    assert c.quotes.vx[mar] == pytest.approx(72.625) and not c.quotes.stale
     # the Mar-2020 VIX settlement value is published only at the open of 2020-03-18
     j = r.dates.index(mar)
     o18, c18 = list(r.snapshots_for(j))
     assert mar in o18.quotes.vx_final and mar not in o.quotes.vx_final
     assert mar not in c18.quotes.vx
+    # the expiring contract does not trade at that open: its prior settlement (68.825) is carried, named stale
+    prior = panel.vx[(panel.vx["date"] == pd.Timestamp("2020-03-17")) & (panel.vx["expiry"] == pd.Timestamp(mar))]
+    assert o18.quotes.vx[mar] == pytest.approx(prior["settle"].iloc[0]) == pytest.approx(68.825)
+    assert "VX 2020-03-18" in o18.quotes.stale
 
 
 

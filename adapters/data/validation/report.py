@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import sources as S
 from ..errors import DataError
+from ..open_prints import stale_open_counts, stale_opens
 from .daily import ValidatedSeries, validate_daily
 from .reading import check_dates, check_header, parse_dates, read_text_csv
 from .sink import Sink, fmt_date
@@ -30,6 +31,7 @@ class DataReport:
     warnings: list[str]
     coverage: pd.DataFrame  # series, file, first, last, rows, missing_trading_days
     notes: list[str] = field(default_factory=list)
+    stale_spx_opens: dict[int, int] = field(default_factory=dict)   # per year: SPX open == prior close
 
     @property
     def ok(self) -> bool:
@@ -181,5 +183,10 @@ def check_data(data_dir: Path | str) -> DataReport:
     v = validate_all(data_dir, collect=True)
     options = check_option_files(data_dir, v.sink)
     coverage = pd.concat([coverage_table(v), options], ignore_index=True) if len(options) else coverage_table(v)
+    stale = {}
+    if "spx" in v.series:
+        spx = v.series["spx"].frame
+        spx = spx.loc[spx.index >= pd.Timestamp(S.CALENDAR_START)]
+        stale = stale_open_counts(spx.index, stale_opens(spx["open"].to_numpy(), spx["close"].to_numpy()))
     return DataReport(errors=list(v.sink.errors), warnings=list(v.sink.warnings), coverage=coverage,
-                      notes=list(v.sink.notes))
+                      notes=list(v.sink.notes), stale_spx_opens=stale)

@@ -20,8 +20,11 @@ class SyntheticPanel:
 
 def make_panel(spx: np.ndarray, vix: np.ndarray, start="2021-01-04") -> SyntheticPanel:
     idx = trading_days(start, "2022-12-31")[: len(spx)]
-    df = pd.DataFrame({"spx_open": spx, "spx_close": spx, "spx_high": spx, "spx_low": spx,
-                       "vix_open": vix, "vix_close": vix, "vix_high": vix, "vix_low": vix,
+    # real opening prints: an SPX open equal to the prior close, or a day with open = high = low = close,
+    # reads as "no open" (stale), so each SPX open is 0.01 above the close and each day has a range
+    spx_open = spx + 0.01
+    df = pd.DataFrame({"spx_open": spx_open, "spx_close": spx, "spx_high": spx_open, "spx_low": spx,
+                       "vix_open": vix, "vix_close": vix, "vix_high": vix + 0.01, "vix_low": vix,
                        "rate_tbill": 0.01}, index=idx)
     return SyntheticPanel(df)
 
