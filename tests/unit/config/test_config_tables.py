@@ -103,9 +103,12 @@ def test_hedge_kinds_are_typed_and_none_means_no_hedge():
 
 
 def test_shipped_configs_load():
-    for name in ("condor", "alvh", "alvh_large_book", "ib_paper"):
+    for name in ("condor", "alvh", "alvh_large_book", "alvh_strict_timing", "ib_paper"):
         cfg = load_config(ROOT / "config" / f"{name}.toml")
         assert cfg.condor is not None
+    strict, alvh = load_config(ROOT / "config" / "alvh_strict_timing.toml"), load_config(ROOT / "config" / "alvh.toml")
+    assert strict.execution.fill_timing == "next_snapshot" != alvh.execution.fill_timing
+    assert strict.hedge == alvh.hedge and strict.condor == alvh.condor
     assert load_config(ROOT / "config" / "ib_paper.toml").risk.max_orders_per_day == 30
 
 
