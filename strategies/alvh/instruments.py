@@ -164,9 +164,9 @@ class ExpiryBook:
         memo = snapshot_memo(market, "monthly_vx")
         monthly = memo.get(None)
         if monthly is None:
-            monthly = memo[None] = frozenset(e for e in market.quotes.vx if is_monthly_vix_expiry(e))
-        if not monthly <= self.seen:
-            self.seen |= monthly
+            monthly = memo[None] = tuple(e for e in market.quotes.vx if is_monthly_vix_expiry(e))
+        if not self.seen.issuperset(monthly):   # a tuple, not a set, in every snapshot's memo: a tenth of the memory
+            self.seen.update(monthly)
             self._set_id = None
 
     def weights(self, date: dt.date, term: str) -> dict[dt.date, float]:
