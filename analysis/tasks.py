@@ -7,8 +7,9 @@ this machine started for the run; each worker loads the panel on its first task 
 ``worker_panel``). Every run in a worker process shares that process's market state: the replay snapshots and
 the snapshot price cache (adapters/sim/backtest.py), so only a worker's first run prices the market.
 
-Tasks go to Dask in chunks (about sixteen per worker: fewer round trips) and come back in task order. Progress: a bar
-with ETA on a terminal, a plain line every ``PROGRESS_SECONDS`` otherwise (logs, CI).
+Tasks go to Dask in chunks (about sixteen per worker: fewer round trips), to a local pool four neighbouring tasks at a
+time on large grids (see POOL_CHUNK), and come back in task order. Progress: a bar with ETA on a terminal, a plain
+line every ``PROGRESS_SECONDS`` otherwise (logs, CI).
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ _PANELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 PANEL_LOADS = 0   # how many times this process loaded a panel (tests check "once per worker")
 PROGRESS_SECONDS = 15.0
+# Large grids go to the local pool a few neighbouring tasks at a time: neighbours differ in one axis (cost level,
+# budget reading) and hold the same contracts on the same days, so a worker that runs them together prices those
+# once; small enough that the last chunk cannot hold the other workers up by more than a few runs.
+POOL_CHUNK = 4
 
 
 def worker_panel(data_dir: str):
@@ -118,12 +123,14 @@ def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: s
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     results: list[dict | None] = [None] * len(tasks)
+    size = POOL_CHUNK if len(tasks) >= 64 * workers else 1
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(data_dir,)) as pool, Progress(len(tasks), desc, progress) as bar:
-        futs = {pool.submit(fn, t, data_dir): i for i, t in enumerate(tasks)}
+        futs = {pool.submit(_run_chunk, fn, tasks[i:i + size], data_dir): i for i in range(0, len(tasks), size)}
         for f in as_completed(futs):
-            results[futs[f]] = f.result()
-            bar.update()
+            chunk = f.result()
+            results[futs[f]:futs[f] + len(chunk)] = chunk
+            bar.update(len(chunk))
     return results  # type: ignore[return-value]
 
 

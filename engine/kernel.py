@@ -94,6 +94,9 @@ class Kernel:
         if len(self.contexts) != len(strategies):
             raise ValueError("every strategy needs its own book name")
         self._last_interest_date: dt.date | None = None
+        self._expiry_keys: tuple = ()            # position keys the earliest expiry below was taken over
+        self._earliest_expiry: dt.date | None = None
+        self._hhmm: tuple = (None, "")           # (fill timestamp, its "HH:MM"): a snapshot's fills share one
         self._started = False
         bus.subscribe(MarketSnapshot, self._on_snapshot)
         bus.subscribe(FillEvent, self._on_fill)
@@ -123,8 +126,19 @@ class Kernel:
 
     def _settle_expiring(self, snap: MarketSnapshot) -> None:
         today = snap.date
+        positions = self.ledger.positions
+        # Most snapshots settle nothing: the earliest expiry held is kept per set of position keys (a key names
+        # one instrument, so an unchanged key set has an unchanged earliest expiry) and the scan below skipped.
+        keys = tuple(positions)
+        if keys != self._expiry_keys:
+            self._expiry_keys = keys
+            self._earliest_expiry = min((p.instrument.expiry for p in positions.values()
+                                         if isinstance(p.instrument, (OptionContract, FutureContract))),
+                                        default=None)
+        if self._earliest_expiry is None or self._earliest_expiry > today:
+            return
         q = snap.quotes
-        for (book, key), pos in list(self.ledger.positions.items()):
+        for (book, key), pos in list(positions.items()):
             inst = pos.instrument
             if not isinstance(inst, (OptionContract, FutureContract)) or inst.expiry > today:
                 continue
@@ -222,8 +236,12 @@ class Kernel:
 
     def _on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill)
-        d = fill.ts.date()
-        hhmm = fill.ts.strftime("%H:%M")
+        ts = fill.ts
+        d = ts.date()
+        last_ts, hhmm = self._hhmm
+        if last_ts is None or ts != last_ts or ts.tzinfo is not last_ts.tzinfo:
+            hhmm = ts.strftime("%H:%M")
+            self._hhmm = (ts, hhmm)
         per_leg = round(fill.commission / len(fill.legs), 6)
         for leg in fill.legs:
             self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
@@ -240,13 +258,14 @@ class Kernel:
     # ---- end of day ----------------------------------------------------------------------------
     def _on_end_of_day(self, ev: EndOfDayEvent) -> None:
         m = self.market
-        insts = [p.instrument for p in self.ledger.positions.values()]
-        if insts:
-            self.ledger.mark(dict(zip([i.key for i in insts], m.mid_list(insts))), settle_futures=True)
+        ledger = self.ledger
+        positions = list(ledger.positions.values())
+        if positions:
+            ledger.mark_positions(positions, m.mid_list([p.instrument for p in positions]))
         if self._last_interest_date is not None:
-            self.ledger.accrue_interest(m.rate, (ev.date - self._last_interest_date).days)
+            ledger.accrue_interest(m.rate, (ev.date - self._last_interest_date).days)
         self._last_interest_date = ev.date
-        equity, pnls = self.ledger.valuation(self._books)
+        equity, pnls = ledger.valuation(self._books)
         self.records.equity.append((ev.date, equity, self.ledger.cash, self.ledger.interest, pnls, m.spot, m.vix))
         for s in self.strategies:
             s.on_end_of_day(ev.date, self.contexts[s.book])

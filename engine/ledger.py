@@ -175,6 +175,17 @@ class Ledger:
                 self._cash(book, pos.quantity * (px - pos.vm_price) * pos.multiplier)
                 pos.vm_price = px
 
+    def mark_positions(self, positions: list[Position], prices: list[float]) -> None:
+        """mark() with the prices given per position, in the order of `positions` (a snapshot of
+        self.positions.values()): the end-of-day marks without building a key -> price dict."""
+        for pos, px in zip(positions, prices):
+            if px is None or math.isnan(px):  # unknown or NaN: keep the last mark rather than invent one
+                continue
+            pos.mark = px
+            if pos.is_future:
+                self._cash(pos.book, pos.quantity * (px - pos.vm_price) * pos.multiplier)
+                pos.vm_price = px
+
     def settle(self, book: str, key: str, settlement_price: float, ts) -> SettlementEvent:
         """Remove an expiring position at its settlement value (cash-settled products)."""
         pos = self.positions.pop((book, key))

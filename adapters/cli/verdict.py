@@ -25,13 +25,16 @@ def _ladders(text: str) -> int:
 
 
 def check_scheduler(address: str | None) -> None:
-    """--scheduler: dask installed and a scheduler answering at tcp://host:port, checked before any work."""
+    """--scheduler: dask installed and a scheduler answering at tcp://host:port (local:N: a cluster started for the
+    run), checked before any work."""
     if not address:
         return
     try:
         import distributed  # noqa: F401
     except ImportError:
         raise UserError(f"--scheduler {address}: needs Dask, which is not installed (pip install 'alvh[sweep]')") from None
+    if address.startswith("local:"):   # a cluster started for the run (analysis/tasks.py checks N)
+        return
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
         host, port = parts.hostname, parts.port

@@ -347,11 +347,14 @@ def basket_measures(basket: dict[Instrument, float], market: MarketModel, betas:
     deltas = {}
     mids = {}
     if opts:
-        ms = market.mids(opts)
-        for o, m in zip(opts, ms):
+        memo = snapshot_memo(market, "vix_delta")   # an option's delta is a function of the snapshot alone
+        for o, m in zip(opts, market.mid_list(opts)):
             mids[o] = float(m)
-            surf = market.vix_surface(o.expiry)
-            deltas[o] = float(surf.delta(o.strike, market.years_to(o), o.right == "C"))
+            d = memo.get(o.key)
+            if d is None:
+                surf = market.vix_surface(o.expiry)
+                d = memo[o.key] = float(surf.delta(o.strike, market.years_to(o), o.right == "C"))
+            deltas[o] = d
     for inst, r in basket.items():
         if isinstance(inst, FutureContract):
             px = market.vx(inst.expiry)

@@ -273,9 +273,10 @@ class LayeredVixHedge(Strategy):
                 if not handler.dynamic:
                     return
                 units = layer.units
-        target = {k: v for k, v in basket_quantities(held.basket, units).items() if v != 0}
+        whole = basket_quantities(held.basket, units)
+        target = {k: v for k, v in whole.items() if v != 0}
         if len(held.basket) > 1 and handler.dynamic:
-            self.rounding.append((snap.date, layer.p.name, units, rounding_error(held.basket, units)))
+            self.rounding.append((snap.date, layer.p.name, units, rounding_error(held.basket, units, whole)))
         purpose = "hedge-roll" if rolled and layer.holding() else ("hedge-on" if switched else "hedge-rebalance")
         layer.held, layer.units, layer.level, layer.retry = held, units, level, False
         self._trade(i, layer, target, ctx, purpose)

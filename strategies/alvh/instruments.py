@@ -164,11 +164,9 @@ class ExpiryBook:
         memo = snapshot_memo(market, "monthly_vx")
         monthly = memo.get(None)
         if monthly is None:
-            monthly = memo[None] = [e for e in market.quotes.vx if is_monthly_vix_expiry(e)]
-        seen = self.seen
-        new = [e for e in monthly if e not in seen]
-        if new:
-            seen.update(new)
+            monthly = memo[None] = tuple(e for e in market.quotes.vx if is_monthly_vix_expiry(e))
+        if not self.seen.issuperset(monthly):   # a tuple, not a set, in every snapshot's memo: a tenth of the memory
+            self.seen.update(monthly)
             self._set_id = None
 
     def weights(self, date: dt.date, term: str) -> dict[dt.date, float]:
@@ -392,11 +390,12 @@ def basket_quantities(basket: Basket, units: float) -> dict[Instrument, int]:
     return out
 
 
-def rounding_error(basket: Basket, units: float) -> float:
+def rounding_error(basket: Basket, units: float, quantities: dict[Instrument, int] | None = None) -> float:
     """Share of the exposure not held where the exact blend holds it:
-    sum |q - u w| / (2 u sum |w|) with q the whole-contract holding (0 = exact, 1 = nothing right)."""
+    sum |q - u w| / (2 u sum |w|) with q the whole-contract holding (0 = exact, 1 = nothing right).
+    `quantities`: basket_quantities(basket, units) when the caller has it already."""
     if units <= 0:
         return 0.0
-    q = basket_quantities(basket, units)
+    q = basket_quantities(basket, units) if quantities is None else quantities
     miss = sum(abs(q[i] - units * r) for i, r in basket.items())
     return miss / (2.0 * units * sum(abs(r) for r in basket.values()))

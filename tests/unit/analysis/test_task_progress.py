@@ -45,3 +45,20 @@ def test_local_scheduler_needs_a_worker_count(tmp_path):
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="local:N"):
         tasks.run_tasks(tasks.process_info, [{}], data_dir=str(tmp_path), scheduler="local:0", progress=False)
+
+
+def _echo(task: dict, data_dir: str) -> dict:
+    return {"id": task["id"], "pid": __import__("os").getpid()}
+
+
+def test_local_pool_runs_large_grids_in_chunks_and_returns_task_order(monkeypatch):
+    monkeypatch.setattr(tasks, "_init_worker", lambda data_dir: None)   # no panel needed by _echo
+    items = [{"id": i} for i in range(64 * 2 + 7)]   # large enough to be chunked, and a short last chunk
+    out = io.StringIO()
+    monkeypatch.setattr(tasks.sys, "stderr", out)
+    res = tasks.run_tasks(_echo, items, data_dir="-", workers=2, progress=True)
+    assert [r["id"] for r in res] == list(range(len(items)))
+    assert out.getvalue().splitlines()[-1].startswith(f"runs: {len(items)}/{len(items)} runs (100%)")
+    # a chunk runs in one process: neighbours share a worker
+    for i in range(0, len(items) - 1, tasks.POOL_CHUNK):
+        assert len({r["pid"] for r in res[i:i + tasks.POOL_CHUNK]}) == 1
