@@ -50,13 +50,15 @@ async def halt_via_cli(path, reason: str) -> tuple[int, str, str]:
 
 
 def test_halt_race_nothing_reaches_ib_after_the_halt_and_alvh_halt_confirms(tmp_path):
-    """The issue's reproduction: option quotes delayed 1.5 s while the condor is on its way, two hedge orders
+    """The issue's reproduction: option quotes delayed (4 s) while the condor is on its way, two hedge orders
     already working; `alvh halt` then. The condor never reaches IB, the working orders are cancelled, and
     `alvh halt` reports all of it."""
 
     async def go():
         srv = await start_server(fill_policy=NeverFill())
-        srv.delay_replies("tickSnapshotEnd", 1.5)
+        # the halt must land while the condor's quotes are held back: 1.5 s was too short on a loaded machine (the
+        # condor then legitimately reached IB before the halt); 4 s stays under the drill's 5 s request timeout
+        srv.delay_replies("tickSnapshotEnd", 4.0)
         d = make_daemon(srv, tmp_path, strategies=[DrillHedge(), DrillCondor()],   # hedge orders go first
                         orders={"timeout_seconds": 60})
         try:
