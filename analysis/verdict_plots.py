@@ -105,6 +105,12 @@ def plot_episode(res, ep, path: Path, scenarios: list[str] | None = None) -> Pat
     for ax in (ax1, ax2):
         ax.axvspan(a, b, color="#f2f2f2", zorder=0)
         ax.grid(alpha=0.3)
+    # a window family: the class is read over every end, so the reader must see where they fall
+    for label, end in ep.windows[1:]:
+        for ax in (ax1, ax2):
+            ax.axvline(end, color="#777777", ls="--", lw=0.8, zorder=1)
+        ax1.annotate(f"end: {label}", (end, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -4),
+                     textcoords="offset points", rotation=90, va="top", fontsize=7, color="#555555")
     ax1.set_ylabel("account equity (window start = 100)")
     ax1.legend(fontsize=8, loc="best", ncol=2, framealpha=0.9)
     row = res.episode_table[(res.episode_table.episode == ep.name) & (res.episode_table.scenario == d)]
