@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis import spx_surface, surface_fit, vix_options
 from analysis.chain_iv import chain_market_iv
+from analysis.config_files import toml_value
 from engine.execution import ExecutionParams, SpreadParams
 from engine.marketmodel import PricingParams
 from engine.regime_surface import RegimeParams
@@ -152,10 +153,6 @@ def run_calibration(panel, data_dir, base: PricingParams | None = None) -> Calib
     return Calibration(surface, spread, vix)
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.6g}"
-
-
 def calibrated_toml(cal: Calibration, execution: ExecutionParams | None = None) -> str:
     s, sp, v = cal.surface, cal.spread, cal.vix
     ins = s.dates[s.dates["sample"] == "in"]["date"].tolist()
@@ -175,7 +172,7 @@ def calibrated_toml(cal: Calibration, execution: ExecutionParams | None = None) 
     for r in s.dates.itertuples():
         lines.append(f"#   {r.date} {r.sample:>3}-sample VIX {r.vix:5.1f}: {r.median_abs:.2f} ({r.median_abs_before:.2f})")
     for k, val in s.params().items():
-        lines.append(f"{k} = {_fmt(val)}")
+        lines.append(f"{k} = {toml_value(float(val))}")
     t = v.table
     lines += [
         "",
@@ -187,7 +184,7 @@ def calibrated_toml(cal: Calibration, execution: ExecutionParams | None = None) 
     for r in t.itertuples():
         lines.append(f"#   {r.date}: {r.calls_median_abs:.2f} / {r.loo_calls_median_abs:.2f} / {r.before_calls_median_abs:.2f}")
     for k, val in v.fitted().items():
-        lines.append(f"{k} = {_fmt(val)}")
+        lines.append(f"{k} = {toml_value(float(val))}")
     ex = execution or ExecutionParams()
     lines += [
         "",
@@ -204,7 +201,7 @@ def calibrated_toml(cal: Calibration, execution: ExecutionParams | None = None) 
         if cls == "spx_option":
             vals.update(base=sp.base, pct=sp.pct)
         lines.append(f"[execution.spreads.{cls}]")
-        lines += [f"{k} = {_fmt(float(x))}" for k, x in vals.items()]
+        lines += [f"{k} = {toml_value(float(x))}" for k, x in vals.items()]
     return "\n".join(lines) + "\n"
 
 

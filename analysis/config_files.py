@@ -1,4 +1,5 @@
-"""The analyses' own TOML files (config/episodes.toml, config/sweep.toml) read into their pydantic models.
+"""The analyses' own TOML files (config/episodes.toml, config/sweep.toml) read into their pydantic models, and the
+value formatting of the ones they write (config/calibrated.toml, config/surface_ensemble.toml).
 
 Every problem - missing file, bad TOML, unknown key, wrong type, value out of range - is a
 config.errors.ConfigError of one sentence naming the file and the key, raised before any data is read.
@@ -26,3 +27,12 @@ def load_model(path: str | Path | None, model: type[M], default_name: str) -> tu
         return model.model_validate(data), label
     except ValidationError as e:
         raise config_error(label, e, data) from None
+
+
+def toml_value(v) -> str:
+    """A scalar as TOML: strings quoted and escaped, booleans lower case, floats to 6 significant digits."""
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f"{float(v):.6g}" if isinstance(v, float) else str(v)

@@ -135,7 +135,7 @@ def analyze(results: list[dict], scenarios: list[Scenario], episodes: list[Episo
                                   # a book with no P&L at all in the window was not trading: no reduction to score
                                   "traded": bool(e["condor_pnl"] or e["hedge_pnl"])})
     variant_table = pd.DataFrame(vrows, columns=VARIANT_COLUMNS)
-    scored = variant_table[variant_table["traded"] & np.isfinite(variant_table["reduction_pct"].astype(float))]
+    scored = scored_variants(variant_table)
     groups = {k: g for k, g in scored.groupby(["episode", "scenario"], sort=False)}
     rows = []
     for ep in episodes:
@@ -211,6 +211,11 @@ def _full_table(by: dict, scenarios: list[Scenario], flags: dict[str, str]) -> p
     return pd.DataFrame(frows)
 
 
+def scored_variants(variant_table: pd.DataFrame) -> pd.DataFrame:
+    """The variants a reduction is scored on: the book traded in the window and there was a drawdown to reduce."""
+    return variant_table[variant_table["traded"] & np.isfinite(variant_table["reduction_pct"].astype(float))]
+
+
 def _range(g: pd.Series) -> tuple[float, float]:
     return (float(g.min()), float(g.max())) if len(g) else (math.nan, math.nan)
 
@@ -218,7 +223,7 @@ def _range(g: pd.Series) -> tuple[float, float]:
 def surface_table(variant_table: pd.DataFrame, episodes: list[Episode], claim: ClaimBands) -> pd.DataFrame:
     """Per episode, scenario and surface: the reduction on the main ladder at the rule's window end, its range over
     ladders (and window ends) and the class on that surface alone."""
-    t = variant_table[variant_table["traded"] & np.isfinite(variant_table["reduction_pct"].astype(float))]
+    t = scored_variants(variant_table)
     rows = []
     for (ep, sc, s), g in t.groupby(["episode", "scenario", "surface_index"], sort=False):
         main = g[(g.ladder == 0) & (g.window == g.window.iloc[0])]
@@ -234,8 +239,8 @@ def window_table(variant_table: pd.DataFrame, episodes: list[Episode]) -> pd.Dat
     """Per episode read over a window family, scenario and window end: the main run's reduction (default surface,
     ladder 0) and the range over surfaces x ladders."""
     fam = {e.name for e in episodes if e.windows}
-    t = variant_table[variant_table.episode.isin(fam) & variant_table["traded"]
-                      & np.isfinite(variant_table["reduction_pct"].astype(float))]
+    t = scored_variants(variant_table)
+    t = t[t.episode.isin(fam)]
     rows = []
     for (ep, sc, w), g in t.groupby(["episode", "scenario", "window"], sort=False):
         main = g[(g.surface_index == 0) & (g.ladder == 0)]

@@ -166,23 +166,18 @@ class Ledger:
     def mark(self, prices: dict[str, float], settle_futures: bool = True) -> None:
         """Value positions at `prices` (instrument key -> price). At the close, futures variation
         margin moves into cash (settle_futures) as the clearing house does each day."""
-        for (book, key), pos in self.positions.items():
-            px = prices.get(key)
-            if px is None or math.isnan(px):  # unknown or NaN: keep the last mark rather than invent one
-                continue
-            pos.mark = px
-            if pos.is_future and settle_futures:
-                self._cash(book, pos.quantity * (px - pos.vm_price) * pos.multiplier)
-                pos.vm_price = px
+        self.mark_positions(list(self.positions.values()), [prices.get(key) for _, key in self.positions],
+                            settle_futures)
 
-    def mark_positions(self, positions: list[Position], prices: list[float]) -> None:
+    def mark_positions(self, positions: list[Position], prices: list[float | None],
+                       settle_futures: bool = True) -> None:
         """mark() with the prices given per position, in the order of `positions` (a snapshot of
         self.positions.values()): the end-of-day marks without building a key -> price dict."""
         for pos, px in zip(positions, prices):
             if px is None or math.isnan(px):  # unknown or NaN: keep the last mark rather than invent one
                 continue
             pos.mark = px
-            if pos.is_future:
+            if pos.is_future and settle_futures:
                 self._cash(pos.book, pos.quantity * (px - pos.vm_price) * pos.multiplier)
                 pos.vm_price = px
 

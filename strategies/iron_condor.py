@@ -132,7 +132,7 @@ class IronCondorBook(Strategy):
             # into the next week (Good Friday -> Monday), and that week's own slot still gets its entry
             slot = date - dt.timedelta(days=(date.weekday() - p.entry_weekday) % 7)
             if (slot.isocalendar()[:2] != date.isocalendar()[:2] and is_trading_day(slot)
-                    and (self._first_seen is None or slot < self._first_seen)):
+                    and slot < self._first_seen):
                 return False   # last week's slot is not ours to catch up: the run began after it
             iso = slot.isocalendar()
             key = (iso.year, iso.week)
