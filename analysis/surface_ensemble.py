@@ -50,7 +50,7 @@ STAT_DTE = 30
 VIX_STAT_DTE, VIX_STAT_DELTA = 150, 0.30              # the ALVH hedge's VIX call (strategies/alvh/hedge.py)
 # The older VIX-option calibration (before VIX option quotes): power law fitted on VX settlements and VVIX,
 # ATM = VVIX / 1.046, term_beta 0.234 on 2007-2015 and 0.253 on the same fit over 2016-2025 (git 608a285).
-POWER_LAW = {"kappa": 0.0, "atm_ratio": 0.9562, "skew": 0.80}
+POWER_LAW = {"kappa": 0.0, "atm_ratio": 0.9562, "skew": 0.80, "skew_vol": 0.0, "long_vol_contango": 0.0}
 POWER_LAW_BETAS = {"2007-2015": 0.234, "2016-2025": 0.253}
 INDEX_DEFAULT_DATES = ("2022-02-04", "2022-06-10", "2023-02-07", "2023-08-18", "2023-09-14", "2024-01-05")
 INDEX_CONDOR_DATES = ("2022-02-04", "2022-06-10", "2023-02-07")
@@ -125,7 +125,7 @@ def spx_candidates(data: surface_fit.FitData, vix: pd.Series, condor_skew: dict[
 
 def vix_candidates(mk: pd.DataFrame, base: VixOptionParams) -> list[Candidate]:
     chains = tuple(vix_options.CHAINS)
-    fitted = lambda p: {f: getattr(p, f) for f in vix_options.FIT_FIELDS}
+    fitted = vix_options.fitted_values
     out = []
     for d in chains:
         rest = [c for c in chains if c != d]
@@ -216,7 +216,7 @@ def stress_put_vol(pricing: PricingParams) -> float:
 
 def stress_vix_call_vol(pricing: PricingParams) -> float:
     """Vol (points) of the 150-day 30-delta VIX call at STRESS_STATE's VVIX (forward 30)."""
-    surf = VixOptionSurface(30.0, 0.0, STRESS_STATE.vvix, pricing.vix_option_params())
+    surf = VixOptionSurface(30.0, 0.0, STRESS_STATE.vvix, pricing.vix_option_params(), vix=STRESS_STATE.vix, front=30.0)
     T = VIX_STAT_DTE / 365.0
     k = _strike_for_delta(lambda k: float(surf.delta(k, T, True)), VIX_STAT_DELTA, 30.0, 300.0)
     return float(surf.vol(k, T)) * 100.0

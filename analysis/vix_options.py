@@ -32,11 +32,12 @@ CHAINS = {  # date -> (file under vix_option_chains/, which snapshot, the VVIX c
     "2021-04-26": ("vix_options_intervals_2021-04-26_cboe_datashop_sample.csv", -1, "2021-04-26"),
     "2023-02-15": ("vix_ivols_2023-02-15_gatheral.csv", 0, "2023-02-15"),
 }
-FIT_FIELDS = ("atm_ratio", "long_vol", "kappa", "skew")
-BOUNDS = {"atm_ratio": (0.3, 3.0), "long_vol": (0.2, 2.0), "kappa": (0.1, 100.0), "skew": (0.0, 3.0)}
+FIT_FIELDS = ("atm_ratio", "long_vol", "long_vol_contango", "kappa", "skew_vol")
+BOUNDS = {"atm_ratio": (0.3, 3.0), "long_vol": (0.0, 2.0), "long_vol_contango": (-10.0, 10.0), "kappa": (0.1, 100.0),
+          "skew_vol": (0.0, 3.0)}
 FIT_DELTA = (0.10, 0.50)
 FIT_DTE = (14, 120)
-START = {"atm_ratio": 1.1, "long_vol": 0.6, "kappa": 10.0, "skew": 1.0}   # from a power-law base
+START = {"atm_ratio": 1.1, "long_vol": 0.5, "long_vol_contango": 0.0, "kappa": 10.0, "skew_vol": 0.8}
 TARGET = 3.0   # acceptance: median |IV error| <= 3 vol points per chain, 10-50 delta calls, 14-120 DTE
 
 
@@ -48,16 +49,30 @@ def load_vix_market(data_dir, panel) -> pd.DataFrame:
     for date, (name, which, vvix_day) in CHAINS.items():
         snap = load_option_file(Path(data_dir) / "vix_option_chains" / name)[which]
         mk = chain_market_iv(snap)
-        vvix = float(panel.daily.loc[pd.Timestamp(vvix_day), "vvix_close"])
-        parts.append(mk.assign(date=date, vvix=vvix))
+        day = pd.Timestamp(vvix_day)
+        vvix, vix = (float(panel.daily.loc[day, c]) for c in ("vvix_close", "vix_close"))
+        parts.append(mk.assign(date=date, vvix=vvix, vix=vix, front=_front_vx(panel, day, date)))
     return pd.concat(parts, ignore_index=True)
+
+
+def _front_vx(panel, day: pd.Timestamp, chain_date: str) -> float:
+    """The front VX settlement the replay would see with these quotes (MarketModel.vx_front): the nearest expiry
+    at least front_min_days after the chain's date, settled on `day`."""
+    vx = panel.vx[pd.DatetimeIndex(panel.vx["date"]) == day]
+    away = (pd.DatetimeIndex(vx["expiry"]) - pd.Timestamp(chain_date)).days
+    live = vx[away >= _DEFAULT_PARAMS.front_min_days]
+    if live.empty:
+        raise ValueError(f"no VX settlement on {day.date()} at least {_DEFAULT_PARAMS.front_min_days:g} days "
+                         f"before expiry: the VIX option fit needs the front future")
+    return float(live.sort_values("expiry")["settle"].iloc[0])
 
 
 def model_iv(params: VixOptionParams, mk: pd.DataFrame) -> np.ndarray:
     out = np.empty(len(mk))
-    for (F, vvix), idx in mk.groupby(["F", "vvix"]).indices.items():
+    for (F, vvix, vix, front), idx in mk.groupby(["F", "vvix", "vix", "front"]).indices.items():
         g = mk.iloc[idx]
-        out[idx] = VixOptionSurface(F, 0.0, vvix, params).vol(g["strike"].to_numpy(), g["T"].to_numpy())
+        surf = VixOptionSurface(F, 0.0, vvix, params, vix=vix, front=front)
+        out[idx] = surf.vol(g["strike"].to_numpy(), g["T"].to_numpy())
     return out
 
 
@@ -69,20 +84,30 @@ _DEFAULT_PARAMS = VixOptionParams()
 
 
 def fit_vix_options(mk: pd.DataFrame, base: VixOptionParams = _DEFAULT_PARAMS, dates=None) -> VixOptionParams:
+    """Fit FIT_FIELDS on the chains `dates` (all by default); the smile's skew is additive (skew = 0) and the
+    contango feature is clipped to the range those chains span, so the long end never extrapolates beyond them."""
     from scipy.optimize import least_squares
 
     sub = _fit_rows(mk if dates is None else mk[mk["date"].isin(dates)])
+    c = np.log(sub["front"] / sub["vix"])
+    base = replace(base, skew=0.0, contango_min=round(float(c.min()), 4), contango_max=round(float(c.max()), 4))
     w = 1.0 / np.sqrt(sub.groupby("date")["k"].transform("size").to_numpy())
     iv = sub["iv_mkt"].to_numpy()
 
     def resid(x):
         return (model_iv(replace(base, **dict(zip(FIT_FIELDS, x))), sub) - iv) * 100.0 * w
 
-    x0 = np.array([getattr(base, f) if base.kappa > 0 else START[f] for f in FIT_FIELDS])
+    warm = base.long_vol_contango != 0.0 or base.skew_vol != 0.0      # base is already a fit of this form
+    x0 = np.array([getattr(base, f) if warm else START[f] for f in FIT_FIELDS])
     lo = np.array([BOUNDS[f][0] for f in FIT_FIELDS])
     hi = np.array([BOUNDS[f][1] for f in FIT_FIELDS])
     sol = least_squares(resid, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1", f_scale=1.0, x_scale="jac")
     return replace(base, **{f: round(float(v), 4) for f, v in zip(FIT_FIELDS, sol.x)})
+
+
+def fitted_values(p: VixOptionParams) -> dict[str, float]:
+    """Every field a fit sets: FIT_FIELDS, the skew it fixes and the contango range of its chains."""
+    return {f: getattr(p, f) for f in (*FIT_FIELDS, "skew", "contango_min", "contango_max")}
 
 
 def errors(params: VixOptionParams, mk: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +149,7 @@ class VixOptionFit:
     errors: pd.DataFrame
 
     def fitted(self) -> dict[str, float]:
-        return {f: getattr(self.params, f) for f in FIT_FIELDS}
+        return fitted_values(self.params)
 
 
 def run_vix_option_fit(data_dir, panel, base: VixOptionParams = _DEFAULT_PARAMS) -> VixOptionFit:

@@ -276,8 +276,16 @@ class MarketModel:
             F = self.vx(expiry)
             if not math.isfinite(F):
                 raise KeyError(f"no VX price for {expiry} on {self.date}: cannot price VIX options of that expiry")
-            s = self._vix_surfaces[expiry] = VixOptionSurface(F, self.rate, self.quotes.vvix, self._vix_params, vix=self.vix)
+            s = self._vix_surfaces[expiry] = VixOptionSurface(F, self.rate, self.quotes.vvix, self._vix_params,
+                                                              vix=self.vix,
+                                                              front=self.vx_front() if self._vix_params.long_vol_contango else None)
         return s
+
+    def vx_front(self) -> float:
+        """The front VX future's price: the nearest expiry at least VixOptionParams.front_min_days away (NaN if none)."""
+        days = self._vix_params.front_min_days
+        live = [(e, p) for e, p in self.quotes.vx.items() if (e - self.date).days >= days and math.isfinite(p)]
+        return min(live)[1] if live else math.nan
 
     # ---- prices --------------------------------------------------------------------------------
     def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:

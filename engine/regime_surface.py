@@ -113,7 +113,7 @@ class RegimeParams:
     (RegimeSurface computes the two sums once per snapshot; psi_at applies the theta term and the clamps)."""
 
     rho0: float = -0.4977
-    rho_vix: float = -0.01
+    rho_vix: float = -0.0099
     rho_short: float = -0.0128
     rho_long: float = 0.4959
     rho_vvix: float = -0.9132
@@ -121,12 +121,12 @@ class RegimeParams:
     psi0: float = 0.0056
     psi_theta: float = 0.1827
     psi_vix: float = -0.2082
-    psi_short: float = 1.1969
+    psi_short: float = 1.1968
     psi_long: float = -0.1267
     psi_vvix: float = 0.0471
     psi_skew: float = 0.2724
     wing_beta: float = 0.0471      # far-put-wing total-variance growth per unit x beyond wing_x
-    wing_x: float = 1.8577
+    wing_x: float = 1.8576
     wing_s: float = 0.5
     wing_cap: float = 2.0        # the wing multiplier saturates here
     short_term_adj: float = -0.024  # index variance at the 9-day tenor scaled by (1 + adj * log(30 / 9))

@@ -263,16 +263,22 @@ class SpxSurface(BsmSmile):
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VixOptionParams:
-    """VIX-option vol model (Black-76 on the same-expiry VX future).  Not calibrated to VIX option
-    quotes (none are in shared/data); values are documented assumptions, see docs/pricing.md."""
+    """VIX-option vol model (Black-76 on the same-expiry VX future).  The defaults are the quote-free assumptions
+    of the first release; the fitted values (three real VIX option chains) live in config/condor.toml
+    [pricing.vix_options], see docs/pricing.md section 4."""
 
     atm_ratio: float = 0.85        # power law: 30-day ATM VIX-option vol / (VVIX / 100); mean reversion: the short end's
     term_beta: float = 0.40        # power law (kappa = 0): atm(T) = atm(30d) * (T / 30d) ** (-term_beta)
     kappa: float = 0.0             # > 0: mean-reverting variance, atm(T)^2 = L^2 + (S^2 - L^2) (1 - e^-kT) / (kT),
-    long_vol: float = 0.6          #   S = atm_ratio * VVIX / 100, L = long_vol (per year: kappa)
+    long_vol: float = 0.6          #   S = atm_ratio * VVIX / 100, L = long_vol + long_vol_contango * c (per year: kappa),
+    long_vol_contango: float = 0.0  #  c = ln(front VX / VIX) clipped to [contango_min, contango_max]: a curve in
+    contango_min: float = 0.0      #   contango keeps the far expiries' vol up, a flat or inverted one (VIX expected to
+    contango_max: float = 0.0      #   fall back) lets it decay towards the front's; 0 when the front or VIX is missing
+    front_min_days: float = 7.0    # the front VX future: the nearest expiry at least this many days away
     term_min_days: float = 7.0     # T clamp for the term factor (days)
     term_max_days: float = 365.0
-    skew: float = 0.80             # d(sigma / atm) / d(k / sqrt(T / 30d)), k = ln(K / F); >0: call skew
+    skew: float = 0.80             # multiplicative call skew: d(sigma / atm) / dy, y = ln(K / F) / sqrt(T / 30d)
+    skew_vol: float = 0.0          # additive call skew: d(sigma) / dy (vol per unit y), the same at every maturity
     min_mult: float = 0.60         # put-side floor, multiple of ATM vol
     max_mult: float = 2.00         # call-side cap, multiple of ATM vol
     min_vol: float = 0.20
@@ -290,13 +296,15 @@ class VixOptionSurface:
     """Vol of VIX options expiring with the VX future priced at ``future``.
 
     vvix: VVIX close (index points, e.g. 95.0).  When ``vvix`` is None/NaN the value is replaced by
-    ``vvix_fallback(vix)`` (``vix`` defaults to ``future`` when not given).
+    ``vvix_fallback(vix)`` (``vix`` defaults to ``future`` when not given).  ``front``: the front VX future's price
+    (params.front_min_days), which with ``vix`` sets the long end's level when params.long_vol_contango != 0.
     """
 
-    __slots__ = ("_atm30", "future", "params", "rate", "vvix", "vvix_is_fallback")
+    __slots__ = ("_atm30", "_long", "future", "params", "rate", "vvix", "vvix_is_fallback")
 
     def __init__(self, future: float, rate: float, vvix: float | None,
-                 params: VixOptionParams = VixOptionParams(), *, vix: float | None = None):
+                 params: VixOptionParams = VixOptionParams(), *, vix: float | None = None,
+                 front: float | None = None):
         self.future = float(future)
         self.rate = float(rate)
         self.params = params
@@ -308,6 +316,17 @@ class VixOptionSurface:
             self.vvix = float(vvix)
             self.vvix_is_fallback = False
         self._atm30 = params.atm_ratio * self.vvix / 100.0
+        self._long = params.long_vol
+        if params.long_vol_contango != 0.0:
+            self._long = max(params.long_vol + params.long_vol_contango * self.contango(front, vix), 0.0)
+
+    def contango(self, front: float | None, vix: float | None) -> float:
+        """ln(front / VIX) clipped to the fitted range; a flat curve (0, clipped likewise) when either is missing."""
+        p = self.params
+        c = 0.0
+        if front is not None and vix is not None and math.isfinite(front) and math.isfinite(vix) and front > 0 < vix:
+            c = math.log(front / vix)
+        return min(max(c, p.contango_min), p.contango_max)
 
     def atm_vol(self, T):
         p = self.params
@@ -321,7 +340,7 @@ class VixOptionSurface:
 
     def _atm_mean_reverting(self, T):
         p = self.params
-        S2, L2 = self._atm30 ** 2, p.long_vol ** 2
+        S2, L2 = self._atm30 ** 2, self._long ** 2
         if _all_scalar(T):
             kt = p.kappa * min(max(float(T) * 365.0, p.term_min_days), p.term_max_days) / 365.0
             return math.sqrt(L2 + (S2 - L2) * (-math.expm1(-kt)) / kt)
@@ -334,14 +353,20 @@ class VixOptionSurface:
             T = float(T)
             atm = self.atm_vol(T)
             y = math.log(float(K) / self.future) / math.sqrt(max(T, _T_FLOOR) / _T30)
-            m = min(max(1.0 + p.skew * y, p.min_mult), p.max_mult)
+            m = 1.0 + p.skew * y
+            if p.skew_vol:
+                m += p.skew_vol * y / atm
+            m = min(max(m, p.min_mult), p.max_mult)
             return min(max(atm * m, p.min_vol), p.max_vol)
         K = np.asarray(K, dtype=float)
         T = np.asarray(T, dtype=float)
         atm = self.atm_vol(T)
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.log(K / self.future) / np.sqrt(np.maximum(T, _T_FLOOR) / _T30)
-        m = np.clip(1.0 + p.skew * y, p.min_mult, p.max_mult)
+        m = 1.0 + p.skew * y
+        if p.skew_vol:
+            m = m + p.skew_vol * y / atm
+        m = np.clip(m, p.min_mult, p.max_mult)
         return np.asarray(np.clip(atm * m, p.min_vol, p.max_vol))
 
     def price(self, K, T, is_call):

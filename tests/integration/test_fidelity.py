@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,21 @@ def test_validate_rejects_a_reversed_window(data_dir, capsys, cli_main):
     main = cli_main
     assert main(["validate", "--start", "2020-01-01", "--end", "2019-01-01", "--data-dir", str(data_dir)]) == 1
     assert "must be after" in capsys.readouterr().err
+
+
+def test_vix_option_smile_on_the_three_real_chains(panel, data_dir):
+    """Issue #9 target 4 (median |IV error| of 10-50 delta calls, 14-120 DTE, per chain): the replay's smile
+    (config/condor.toml) is what the fit on the chains gives, and its errors are those the docs report: within 3 vol
+    points on 2021-04-26 and 2023-02-15, 3.13 on 2019-08-29 (short, stated); with a chain held out, far worse."""
+    from analysis import vix_options as vo
+    from config.settings import load_config
+
+    replay = load_config(ROOT / "config" / "condor.toml").pricing.vix_option_params()
+    mk = vo.load_vix_market(data_dir, panel)
+    refit = vo.fit_vix_options(mk)
+    assert vo.fitted_values(refit) == pytest.approx(vo.fitted_values(replay), abs=2e-4)
+    tab = vo.per_chain(vo.errors(replay, mk)).set_index("date")["calls_median_abs"]
+    assert tab["2021-04-26"] <= 3.0 and tab["2023-02-15"] <= 3.0
+    assert 3.0 < tab["2019-08-29"] <= 3.2
+    before = vo.per_chain(vo.errors(replace(replay, long_vol_contango=0.0), mk)).set_index("date")["calls_median_abs"]
+    assert (before > tab).sum() >= 2           # the contango term is what brings the long end in

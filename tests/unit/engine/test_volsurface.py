@@ -216,6 +216,54 @@ def test_vix_option_vvix_fallback():
     assert VixOptionSurface(30.0, 0.02, 100.0, p).atm_vol(30 / 365) == pytest.approx(1.0)
 
 
+FITTED = VixOptionParams(atm_ratio=1.1008, kappa=10.1694, long_vol=0.2073, long_vol_contango=2.7085,
+                         contango_min=0.0013, contango_max=0.1358, skew=0.0, skew_vol=0.8657)
+
+
+def test_vix_option_contango_sets_the_long_end_and_is_clipped_to_the_fitted_range():
+    T_long, T_short = 150 / 365, 14 / 365
+    flat = VixOptionSurface(20.0, 0.0, 100.0, FITTED, vix=20.0, front=20.0)
+    steep = VixOptionSurface(24.0, 0.0, 100.0, FITTED, vix=17.0, front=19.5)
+    assert steep.atm_vol(T_long) > flat.atm_vol(T_long) + 0.10      # contango keeps the far expiries' vol up
+    assert steep.atm_vol(T_short) - flat.atm_vol(T_short) < 0.5 * (steep.atm_vol(T_long) - flat.atm_vol(T_long))
+    # a spike's inverted curve (front far below VIX) is outside the three chains: it reads as their flattest one
+    spike = VixOptionSurface(40.0, 0.0, 100.0, FITTED, vix=60.0, front=45.0)
+    edge = VixOptionSurface(40.0, 0.0, 100.0, FITTED, vix=45.0, front=45.0 * math.exp(FITTED.contango_min))
+    assert spike.atm_vol(T_long) == pytest.approx(edge.atm_vol(T_long), rel=1e-12)
+    assert VixOptionSurface(20.0, 0.0, 100.0, FITTED, vix=20.0, front=40.0).atm_vol(T_long) == pytest.approx(
+        VixOptionSurface(20.0, 0.0, 100.0, FITTED, vix=20.0, front=20.0 * math.exp(FITTED.contango_max)).atm_vol(T_long))
+    # no front or no VIX: a flat curve, not an error
+    missing = VixOptionSurface(20.0, 0.0, 100.0, FITTED, vix=None, front=None)
+    assert missing.atm_vol(T_long) == pytest.approx(flat.atm_vol(T_long), rel=1e-12)
+    # the 30-day end is mostly VVIX's: it moves about a third as much as the 150-day end
+    assert abs(steep.atm_vol(30 / 365) - flat.atm_vol(30 / 365)) < 0.35 * (steep.atm_vol(T_long) - flat.atm_vol(T_long))
+
+
+@given(K=st.floats(12.0, 60.0), days=st.integers(7, 240))
+@settings(max_examples=200, deadline=None)
+def test_vix_option_additive_skew_is_the_same_slope_at_every_maturity(K, days):
+    v = VixOptionSurface(20.0, 0.0, 100.0, FITTED, vix=18.0, front=19.0)
+    T = days / 365
+    y = math.log(K / 20.0) / math.sqrt(T / (30 / 365))
+    atm = float(v.atm_vol(T))
+    raw = atm + FITTED.skew_vol * y
+    expect = min(max(raw, FITTED.min_mult * atm), FITTED.max_mult * atm)
+    assert float(v.vol(K, T)) == pytest.approx(min(max(expect, FITTED.min_vol), FITTED.max_vol), rel=1e-9)
+    assert float(v.vol(np.array([K]), np.array([T]))[0]) == pytest.approx(float(v.vol(K, T)), rel=1e-12)
+
+
+def test_vix_option_old_parameters_price_exactly_as_before():
+    """The additive skew and the contango term are off by default: the multiplicative smile is unchanged."""
+    p = VixOptionParams(atm_ratio=1.0827, long_vol=0.596, kappa=13.56, skew=1.0174)
+    v = VixOptionSurface(19.0, 0.01, 104.0, p, vix=17.0, front=21.0)
+    T, K = 60 / 365, 25.0
+    S, L = 1.0827 * 1.04, 0.596
+    kt = 13.56 * T
+    atm = math.sqrt(L * L + (S * S - L * L) * (-math.expm1(-kt)) / kt)
+    m = 1.0 + 1.0174 * math.log(K / 19.0) / math.sqrt(T / (30 / 365))
+    assert v.vol(K, T) == atm * min(max(m, 0.6), 2.0)
+
+
 # ---------------------------------------------------------------------------------------------
 # strikes
 # ---------------------------------------------------------------------------------------------
