@@ -122,8 +122,8 @@ class VxthSensitivity:
 def vxth_sensitivity(panel, pricing: PricingParams, quarters: Sequence[str], start="2006-01-01", end="2025-12-31",
                      atm_scales: Sequence[float] = (0.8, 1.0, 1.2, 1.4), phases: Sequence[str] = ("open", "close")
                      ) -> VxthSensitivity:
-    """Re-run the VXTH replica with the VIX-option ATM vol scaled (atm_ratio x scale, and the long-run level with it
-    under the mean-reverting term structure) and with the calls bought at the open or the close snapshot of the roll
+    """Re-run the VXTH replica with the VIX-option ATM vol scaled (atm_ratio x scale, and the long-run level - both
+    its terms - with it under the mean-reverting term structure) and with the calls bought at the open or the close snapshot of the roll
     day; report the chosen quarters' returns for each scenario."""
     from engine.events import Phase
     from strategies.benchmarks import VXTHParams
@@ -136,6 +136,7 @@ def vxth_sensitivity(panel, pricing: PricingParams, quarters: Sequence[str], sta
             vo["atm_ratio"] = base.atm_ratio * sc
             if base.kappa > 0:
                 vo["long_vol"] = base.long_vol * sc
+                vo["long_vol_contango"] = base.long_vol_contango * sc
             pr = pricing.model_copy(update={"vix_options": vo})
             _, strat = run_vxth(panel, pr, start, end, VXTHParams(notional=REPLICA_NOTIONAL, buy_phase=Phase(phase)))
             q = vxth_quarterly(strat)
