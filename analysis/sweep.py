@@ -251,7 +251,7 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
             "start": str(s0.date()), "end": str(e0.date())}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "sweep.csv", index=False, float_format="%.6g")
+        table.to_csv(out / "sweep.csv", index=False, float_format="%.10g")
         try:
             table.to_parquet(out / "sweep.parquet", index=False)
         except (ImportError, ValueError, OSError) as e:  # pragma: no cover - keep the CSV whatever happens

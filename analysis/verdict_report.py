@@ -259,11 +259,11 @@ def write_tables(res, out: Path) -> list[Path]:
         frames.insert(0, ("tally", res.tally))
     for name, df in frames:
         p = out / f"{name}.csv"
-        df.to_csv(p, index=False, float_format="%.6g")
+        df.to_csv(p, index=False, float_format="%.10g")
         paths.append(p)
     if res.rounding is not None and len(res.rounding):
         p = out / "blend_rounding.csv"
-        res.rounding.to_csv(p, index=False, float_format="%.6g")
+        res.rounding.to_csv(p, index=False, float_format="%.10g")
         paths.append(p)
     doc = {   # the answer first: a reader of the JSON sees it before the detail
         "answer": answer(res),
