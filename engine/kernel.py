@@ -211,16 +211,11 @@ class Kernel:
 
     def pretrade_check(self, order: OrderRequest) -> str | None:
         m = self.market
-        legs = order.legs
-        insts = [leg.instrument for leg in legs]
-        ratios = [leg.ratio for leg in legs]
-        mids = m.mid_list(insts)
-        if not all(map(math.isfinite, mids)):
+        t = self.execution.order_terms(order, m)
+        insts, mids, prices, qtys, commission = t.instruments, t.mids, t.prices, t.quantities, t.commission
+        if prices is None:
             bad = [i.key for i, p in zip(insts, mids) if not math.isfinite(p)]
             return f"no price for {', '.join(bad)}"
-        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
-        qtys = [r * order.quantity for r in ratios]
-        commission = self.execution.commission(insts, qtys)
         cash_move = -_sum_like_numpy([0.0 if isinstance(i, FutureContract) else float(q) * p * i.multiplier
                                       for i, q, p in zip(insts, qtys, prices)]) - commission
         cost_vs_mid = _sum_like_numpy([float(q) * (p - mid) * i.multiplier
