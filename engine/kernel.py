@@ -226,7 +226,7 @@ class Kernel:
             h[1] += qty
         return check_buying_power(
             equity=equity, cash=self.ledger.cash,
-            holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
+            holdings_after=holdings.values(), order_cash=cash_move,
             cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin, memo=m.memo("margin"))
 
     def _on_fill(self, fill: FillEvent) -> None:

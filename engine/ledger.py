@@ -107,14 +107,17 @@ class Ledger:
     def holdings_and_equity(self) -> tuple[dict[str, list], float]:
         """(net_holdings(), equity()) from one pass over the positions (the pre-trade check needs both)."""
         out: dict[str, list] = {}
+        get = out.get
         vals = []
         for p in self.positions.values():
-            h = out.get(p.instrument.key)
+            inst = p.instrument
+            q = p.quantity
+            h = get(inst.key)
             if h is None:
-                h = out[p.instrument.key] = [p.instrument, 0]
-            h[1] += p.quantity
-            vals.append(p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
-                        else p.quantity * p.mark * p.multiplier)
+                out[inst.key] = [inst, q]
+            else:
+                h[1] += q
+            vals.append(q * (p.mark - p.vm_price) * p.multiplier if p.is_future else q * p.mark * p.multiplier)
         return out, self.cash + sum(vals)
 
     def net_positions(self) -> dict[str, int]:
