@@ -98,6 +98,11 @@ class Kernel:
         self._earliest_expiry: dt.date | None = None
         self._hhmm: tuple = (None, "")           # (fill timestamp, its "HH:MM"): a snapshot's fills share one
         self._started = False
+        # per snapshot and per day: (strategy, its context) pairs, and only the strategies that override the
+        # end-of-day hook (the base one does nothing); the broker's market hook looked up once
+        self._hooks = [(s, self.contexts[s.book]) for s in strategies]
+        self._eod_hooks = [(s, c) for s, c in self._hooks if type(s).on_end_of_day is not Strategy.on_end_of_day]
+        self._on_market = getattr(broker, "on_market", None)
         bus.subscribe(MarketSnapshot, self._on_snapshot)
         bus.subscribe(FillEvent, self._on_fill)
         bus.subscribe(OrderStatusEvent, self._on_status)
@@ -116,11 +121,10 @@ class Kernel:
         self._settle_expiring(snap)
         if self.risk.limits.watches_losses and self.ledger.positions and self.risk.halted is None:
             self._watch_losses(snap)
-        on_market = getattr(self.broker, "on_market", None)
-        if on_market is not None:
-            on_market(self.market)
-        for s in self.strategies:
-            s.on_snapshot(snap, self.contexts[s.book])
+        if self._on_market is not None:
+            self._on_market(self.market)
+        for s, ctx in self._hooks:
+            s.on_snapshot(snap, ctx)
         if snap.phase is Phase.CLOSE:
             self.bus.publish(EndOfDayEvent(snap.ts, snap.date))
 
@@ -262,5 +266,5 @@ class Kernel:
         self._last_interest_date = ev.date
         equity, pnls = ledger.valuation(self._books)
         self.records.equity.append((ev.date, equity, self.ledger.cash, self.ledger.interest, pnls, m.spot, m.vix))
-        for s in self.strategies:
-            s.on_end_of_day(ev.date, self.contexts[s.book])
+        for s, ctx in self._eod_hooks:
+            s.on_end_of_day(ev.date, ctx)

@@ -150,9 +150,9 @@ class IronCondorBook(Strategy):
             return
         if "spx" in q.stale or "vix" in q.stale:
             return  # no opening print (a prior close carried forward): no stop check or entry on a fake open
-        if snap.phase.value in self.p.exit_phases:
+        if snap.phase in self.p.exit_phases:   # Phase is a str enum: it equals its text ("open", "close")
             self._manage(snap, ctx)
-        if snap.phase.value == self.p.entry_phase and self._entry_due(snap.date):
+        if snap.phase == self.p.entry_phase and self._entry_due(snap.date):
             self._enter(snap, ctx)
 
     def _manage(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:

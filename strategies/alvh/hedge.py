@@ -182,7 +182,7 @@ class LayeredVixHedge(Strategy):
         if snap.phase is Phase.CLOSE:
             self._record_close(snap)
             self.gates.update_close(snap)
-        if snap.phase.value == self.p.decision_phase:
+        if snap.phase == self.p.decision_phase:
             self._decide(snap, ctx)
         elif snap.phase is Phase.INTRADAY and self.p.intraday_activation:
             self._intraday(snap, ctx)
