@@ -45,13 +45,15 @@ class EventBus:
     def run(self, until=None) -> int:
         """Dispatch queued events (up to and including `until`, if given). Returns the count dispatched."""
         queue = self._queue
+        resolved = self._resolved
         n = 0
         while queue:
             if until is not None and queue[0][0] > until:
                 break
             ts, _, event = heapq.heappop(queue)
             self.now = ts
-            for handler in self._handlers_for(type(event)):
+            handlers = resolved.get(type(event))
+            for handler in handlers if handlers is not None else self._handlers_for(type(event)):
                 handler(event)
             n += 1
         self.dispatched += n

@@ -245,12 +245,12 @@ class Kernel:
         for leg in fill.legs:
             self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
                                        leg.instrument.key, leg.quantity, round(leg.price, 6), per_leg))
-        strat = self._strategy(fill.book)
+        strat = self._by_book.get(fill.book)
         if strat is not None:
             strat.on_fill(fill, self.contexts[fill.book])
 
     def _on_status(self, ev: OrderStatusEvent) -> None:
-        strat = self._strategy(ev.book)
+        strat = self._by_book.get(ev.book)
         if strat is not None:
             strat.on_order_status(ev, self.contexts[ev.book])
 

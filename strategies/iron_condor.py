@@ -160,24 +160,27 @@ class IronCondorBook(Strategy):
         if not live:
             return
         p = self.p
+        exit_dte, take_profit, stop_loss = p.exit_dte, p.take_profit, p.stop_loss
+        today = snap.date
         market = ctx.market
         costs = snapshot_memo(market, "condor_cost")   # a condor's buy-back cost is a function of the snapshot
+        leg_keys = self._leg_keys
         for c in live:
-            dte = (c.expiry - snap.date).days
-            if dte <= 0 and p.exit_dte == 0:
+            dte = (c.expiry - today).days
+            if dte <= 0 and exit_dte == 0:
                 continue  # held to settlement
-            key = self._leg_keys.get(c.cid)
+            key = leg_keys.get(c.cid)
             if key is None:
-                key = self._leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
+                key = leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
             cost = costs.get(key)
             if cost is None:
                 cost = costs[key] = -_net(c.ratios, market.mid_list(c.legs))  # debit to buy back, per unit
             reason = ""
-            if p.exit_dte and dte <= p.exit_dte:
+            if exit_dte and dte <= exit_dte:
                 reason = "time"
-            elif p.take_profit is not None and cost <= c.credit * (1.0 - p.take_profit):
+            elif take_profit is not None and cost <= c.credit * (1.0 - take_profit):
                 reason = "take_profit"
-            elif p.stop_loss is not None and cost - c.credit >= p.stop_loss * c.credit:
+            elif stop_loss is not None and cost - c.credit >= stop_loss * c.credit:
                 reason = "stop"
             if reason and dte >= 0:
                 c.status = "closing"
