@@ -128,14 +128,9 @@ class IronCondorBook(Strategy):
         if p.entry_frequency == "daily":
             key = (date,)
         elif p.entry_frequency == "weekly":
-            # the week's slot is its entry weekday; a holiday on it moves the entry to the next session, even
-            # into the next week (Good Friday -> Monday), and that week's own slot still gets its entry
-            slot = date - dt.timedelta(days=(date.weekday() - p.entry_weekday) % 7)
-            if (slot.isocalendar()[:2] != date.isocalendar()[:2] and is_trading_day(slot)
-                    and slot < self._first_seen):
+            slot, caught_up, key = _weekly_slot(date, p.entry_weekday)
+            if caught_up and slot < self._first_seen:
                 return False   # last week's slot is not ours to catch up: the run began after it
-            iso = slot.isocalendar()
-            key = (iso.year, iso.week)
         else:
             key = (date.year, date.month)
         if key == self._last_entry_key:
@@ -386,6 +381,18 @@ def _expiry_near(date: dt.date, min_dte: int, max_dte: int, target_dte: int, exp
         if best is None or score < best[0]:
             best = (score, e)
     return None if best is None else best[1]
+
+
+@lru_cache(maxsize=65536)
+def _weekly_slot(date: dt.date, weekday: int) -> tuple[dt.date, bool, tuple[int, int]]:
+    """(the week's entry slot for `date`, whether that slot is a session of an earlier ISO week being caught up,
+    the slot's (ISO year, week)). The slot is the entry weekday on or before `date`; a holiday on it moves the
+    entry to the next session, even into the next week (Good Friday -> Monday), and that week's own slot still
+    gets its entry. A function of the date alone: kept for every run of the process."""
+    slot = date - dt.timedelta(days=(date.weekday() - weekday) % 7)
+    iso = slot.isocalendar()
+    caught_up = iso[:2] != date.isocalendar()[:2] and is_trading_day(slot)
+    return slot, caught_up, (iso.year, iso.week)
 
 
 def _net(ratios: tuple[int, ...], prices: list[float]) -> float:

@@ -146,7 +146,7 @@ class Layer:
     sized_day: int = -10**9
 
     def holding(self) -> bool:
-        return any(q != 0 for q in self.qty.values())
+        return any(self.qty.values())   # whole contracts/shares: a quantity is held when it is not 0
 
 
 class LayeredVixHedge(Strategy):
