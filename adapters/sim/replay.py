@@ -283,11 +283,9 @@ class HistoricalReplay:
         return iter(self.market.snapshots(i))
 
     def run(self) -> None:
-        bus = self.bus
         snapshots = self.market.snapshots
-        publish, dispatch = bus.publish, bus.run
+        dispatch = self.bus.publish_and_run
         for i in range(self._first, self._last):
             for snap in snapshots(i):
-                publish(snap)
-                dispatch()
+                dispatch(snap)
         self.snapshots += 2 * (self._last - self._first)
