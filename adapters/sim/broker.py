@@ -66,6 +66,8 @@ class SimulatedBroker:
     # ---- market --------------------------------------------------------------------------------
     def on_market(self, market: MarketModel) -> None:
         self.market = market
+        if not self._working:
+            return   # most snapshots: nothing resting
         retry_all = self.execution.params.fill_timing == "next_snapshot"
         for order in list(self._working.values()):
             # same_snapshot: only the orders deferred from an earlier snapshot (stale prices) are tried again
