@@ -211,7 +211,7 @@ class LayeredVixHedge(Strategy):
         if self.p.record_activity:
             vega, risk = self._condor if self._condor is not None else (math.nan, math.nan)
             self.activity.append((snap.date, signal, *self.schedule.states, *levels,
-                                  *(layer.units for layer in self.layers), vega, risk))
+                                  *[layer.units for layer in self.layers], vega, risk))
 
     def _condor_numbers(self, market) -> tuple[float, float]:
         if self._condor is None:
@@ -230,12 +230,12 @@ class LayeredVixHedge(Strategy):
     def _manage(self, i: int, layer: Layer, level: float, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         if layer.pending:
             return  # wait for the working orders (next_snapshot fills) before deciding again
-        market = ctx.market
         if level <= 0.0:
             if layer.holding():
                 self._trade(i, layer, {}, ctx, "hedge-off")
             layer.held, layer.units, layer.level = None, 0.0, 0.0
             return
+        market = ctx.market
         handler = layer.handler
         switched = level != layer.level or layer.retry
         held = layer.held
