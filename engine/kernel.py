@@ -242,12 +242,12 @@ class Kernel:
             hhmm = ts.strftime("%H:%M")
             self._hhmm = (ts, hhmm)
         per_leg = round(fill.commission / len(fill.legs), 6)
-        for leg in fill.legs:
-            self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
-                                       leg.instrument.key, leg.quantity, round(leg.price, 6), per_leg))
-        strat = self._by_book.get(fill.book)
+        book, intent, purpose = fill.book, fill.intent_id, fill.purpose
+        self.records.fills.extend([(d, hhmm, book, intent, purpose, leg.instrument.key, leg.quantity,
+                                    round(leg.price, 6), per_leg) for leg in fill.legs])
+        strat = self._by_book.get(book)
         if strat is not None:
-            strat.on_fill(fill, self.contexts[fill.book])
+            strat.on_fill(fill, self.contexts[book])
 
     def _on_status(self, ev: OrderStatusEvent) -> None:
         strat = self._by_book.get(ev.book)

@@ -107,9 +107,10 @@ class SimulatedBroker:
             return  # not marketable at our limit
         insts, qtys, commission = t.instruments, t.quantities, t.commission
         self._exec_n += 1
-        legs = tuple(LegFill(i, q, p) for i, q, p in zip(insts, qtys, prices))
-        for leg in legs:
-            self._positions[leg.instrument.key] = self._positions.get(leg.instrument.key, 0) + leg.quantity
+        legs = tuple([LegFill(i, q, p) for i, q, p in zip(insts, qtys, prices)])
+        positions = self._positions
+        for i, q in zip(insts, qtys):
+            positions[i.key] = positions.get(i.key, 0) + q
         del self._working[order.intent_id]
         self._tries.pop(order.intent_id, None)
         self.bus.publish(FillEvent(self.bus.now, order.intent_id, order.book, f"sim-{self._exec_n}", legs,
