@@ -243,25 +243,31 @@ def episodes_in(spec: EpisodeFile, named: list[Episode], daily: pd.DataFrame, st
 # ---------------------------------------------------------------------------------------------------
 
 
+def window_span(index: pd.Index, start, end) -> slice:
+    """The positions `.loc[start:end]` selects on `index` (pandas' own slice lookup, without building the slice)."""
+    return index.slice_indexer(pd.Timestamp(start), pd.Timestamp(end))
+
+
 def window_drawdown(equity: pd.Series, start, end) -> float:
     """Largest peak-to-trough fall (positive fraction) of `equity` inside [start, end], the peak being
     measured from the window's first day on. NaN when the window holds no data."""
-    e = equity.loc[pd.Timestamp(start):pd.Timestamp(end)].dropna()
-    if e.empty:
+    v = equity.to_numpy(dtype=float)[window_span(equity.index, start, end)]
+    v = v[~np.isnan(v)]
+    if not len(v):
         return math.nan
-    v = e.to_numpy(dtype=float)
     return float(max(0.0, np.max(1.0 - v / np.maximum.accumulate(v))))
 
 
 def window_change(series: pd.Series, start, end) -> float:
     """series(end) - series(last day before start) (0 before the first observation)."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    inside = series.loc[start:end]
-    if inside.empty:
+    start = pd.Timestamp(start)
+    v = series.to_numpy()
+    inside = v[window_span(series.index, start, end)]
+    if not len(inside):
         return math.nan
-    before = series.loc[:start - pd.Timedelta(days=1)]
-    base = float(before.iloc[-1]) if len(before) else 0.0
-    return float(inside.iloc[-1]) - base
+    before = v[series.index.slice_indexer(None, start - pd.Timedelta(days=1))]
+    base = float(before[-1]) if len(before) else 0.0
+    return float(inside[-1]) - base
 
 
 def reduction_pct(dd_unhedged: float, dd_hedged: float) -> float:

@@ -10,9 +10,10 @@ import copy
 import math
 import time
 
+import numpy as np
 import pandas as pd
 
-from analysis.episodes import Episode, window_change, window_drawdown
+from analysis.episodes import Episode, window_change, window_drawdown, window_span
 from analysis.tasks import worker_panel
 from engine.metrics import TRADING_DAYS, summarize
 
@@ -46,9 +47,9 @@ def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf, summ
     hedge = eq["pnl_hedge"] if "pnl_hedge" in eq else pd.Series(0.0, index=eq.index)
     condor = eq["pnl_condor"] if "pnl_condor" in eq else pd.Series(0.0, index=eq.index)
     daily = hedge.diff().fillna(hedge.iloc[0] if len(hedge) else 0.0) / equity.shift(1).fillna(equity.iloc[0])
-    calm = pd.Series(True, index=eq.index)
+    calm = np.ones(len(eq), dtype=bool)
     for _, a, b in episodes:
-        calm.loc[pd.Timestamp(a):pd.Timestamp(b)] = False
+        calm[window_span(eq.index, a, b)] = False
     out = {
         "cagr": s.cagr, "sharpe": s.sharpe, "calmar": s.calmar, "max_drawdown": s.max_drawdown,
         "volatility": s.volatility, "final_equity": s.final_equity, "total_return": s.total_return,
@@ -64,13 +65,14 @@ def run_metrics(eq: pd.DataFrame, episodes: list[tuple[str, str, str]], rf, summ
         "hedge_carry_pct_yr": float(-daily[calm].mean() * TRADING_DAYS * 100.0) if calm.any() else math.nan,
         "episodes": {},
     }
+    values = equity.to_numpy()
     for name, a, b in episodes:
+        inside = values[window_span(eq.index, a, b)]   # the index is sorted: .loc[:b].loc[a:] is .loc[a:b]
         out["episodes"][name] = {
             "dd": window_drawdown(equity, a, b),
             "hedge_pnl": window_change(hedge, a, b),
             "condor_pnl": window_change(condor, a, b),
-            "start_equity": float(equity.loc[:pd.Timestamp(b)].loc[pd.Timestamp(a):].iloc[0])
-            if len(equity.loc[pd.Timestamp(a):pd.Timestamp(b)]) else math.nan,
+            "start_equity": float(inside[0]) if len(inside) else math.nan,
         }
     return out
 

@@ -8,7 +8,8 @@ this machine started for the run; each worker loads the panel on its first task 
 the snapshot price cache (adapters/sim/backtest.py), so only a worker's first run prices the market.
 
 Tasks go to Dask in chunks (about sixteen per worker: fewer round trips), to a local pool four neighbouring tasks at a
-time on large grids (see POOL_CHUNK), and come back in task order. Progress: a bar with ETA on a terminal, a plain
+time on large grids (see POOL_CHUNK) or, given a `group` key, one group of neighbouring tasks per chunk (the verdict:
+one surface and ladder phase, whose runs price the same contracts), and come back in task order. Progress: a bar with ETA on a terminal, a plain
 line every ``PROGRESS_SECONDS`` otherwise (logs, CI).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Self
 
@@ -107,8 +108,10 @@ def _clock(seconds: float) -> str:
 
 
 def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: str, workers: int = 1,
-              scheduler: str | None = None, progress: bool = True, desc: str = "runs") -> list[dict]:
-    """Results in task order."""
+              scheduler: str | None = None, progress: bool = True, desc: str = "runs",
+              group: Callable[[dict], Hashable] | None = None) -> list[dict]:
+    """Results in task order. `group`: a local pool runs each run of consecutive tasks with the same group key as
+    one chunk on one worker (tasks that price the same contracts: that worker prices them once)."""
     if not tasks:
         return []
     if scheduler:
@@ -123,15 +126,24 @@ def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: s
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     results: list[dict | None] = [None] * len(tasks)
-    size = POOL_CHUNK if len(tasks) >= 64 * workers else 1
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(data_dir,)) as pool, Progress(len(tasks), desc, progress) as bar:
-        futs = {pool.submit(_run_chunk, fn, tasks[i:i + size], data_dir): i for i in range(0, len(tasks), size)}
+        futs = {pool.submit(_run_chunk, fn, tasks[i:j], data_dir): i for i, j in _pool_chunks(tasks, workers, group)}
         for f in as_completed(futs):
             chunk = f.result()
             results[futs[f]:futs[f] + len(chunk)] = chunk
             bar.update(len(chunk))
     return results  # type: ignore[return-value]
+
+
+def _pool_chunks(tasks: list[dict], workers: int, group: Callable[[dict], Hashable] | None) -> list[tuple[int, int]]:
+    """[start, end) of each chunk: whole groups when `group` is given, else POOL_CHUNK tasks on large grids."""
+    if group is None:
+        size = POOL_CHUNK if len(tasks) >= 64 * workers else 1
+        return [(i, min(i + size, len(tasks))) for i in range(0, len(tasks), size)]
+    keys = [group(t) for t in tasks]
+    starts = [i for i in range(len(tasks)) if i == 0 or keys[i] != keys[i - 1]]
+    return list(zip(starts, starts[1:] + [len(tasks)]))
 
 
 def _run_chunk(fn: Callable[[dict, str], dict], chunk: list[dict], data_dir: str) -> list[dict]:

@@ -349,6 +349,10 @@ def scenario_needs(cfg, scenarios: list[Scenario]) -> list[SeriesNeed]:
     return merge_needs(series_needs(cfg), *(h.needs() for h in hedges if h is not None))
 
 
+def _surface_ladder(task: dict) -> tuple[int, int]:
+    return task["meta"]["surface"], task["meta"]["ladder"]
+
+
 def run_verdict(cfg, data_dir: str, *, episode_file: str | Path | None = None, start=None, end=None,
                 ladders: int | None = None, workers: int = 1, scheduler: str | None = None,
                 progress: bool = True, scenarios: list[str] | None = None,
@@ -388,8 +392,9 @@ def run_verdict(cfg, data_dir: str, *, episode_file: str | Path | None = None, s
                                        keep_series=(k == 0 and lad == 0),
                                        meta={"scenario": sc.name, "surface": k, "ladder": lad}))
     t0 = time.perf_counter()
+    # one (surface, ladder phase) per chunk: its scenarios share the condor's contracts and the surface's prices
     results = run_tasks(run_task, tasks, data_dir=str(data_dir), workers=workers, scheduler=scheduler,
-                        progress=progress, desc="verdict runs")
+                        progress=progress, desc="verdict runs", group=_surface_ladder)
     wall = time.perf_counter() - t0
     default = settings.default_scenario if any(s.name == settings.default_scenario for s in scs) else "alvh"
     res = analyze(results, scs, episodes, spec.claim, default, members)

@@ -35,6 +35,21 @@ class EventBus:
             raise ValueError(f"event {type(event).__name__} at {event.ts} is earlier than bus time {self.now}")
         heapq.heappush(self._queue, (event.ts, next(self._seq), event))
 
+    def publish_and_run(self, event: Event) -> int:
+        """publish(event), then run(); with nothing queued the event goes to its handlers without the queue (what
+        run() would do with it alone: the replay's snapshots). Returns the count dispatched."""
+        if self._queue:
+            self.publish(event)
+            return self.run()
+        if self.now is not None and event.ts < self.now:
+            raise ValueError(f"event {type(event).__name__} at {event.ts} is earlier than bus time {self.now}")
+        self.now = event.ts
+        handlers = self._resolved.get(type(event))
+        for handler in handlers if handlers is not None else self._handlers_for(type(event)):
+            handler(event)
+        self.dispatched += 1
+        return 1 + self.run()
+
     def _handlers_for(self, event_type: type) -> tuple[Handler, ...]:
         handlers = self._resolved.get(event_type)
         if handlers is None:
@@ -45,13 +60,15 @@ class EventBus:
     def run(self, until=None) -> int:
         """Dispatch queued events (up to and including `until`, if given). Returns the count dispatched."""
         queue = self._queue
+        resolved = self._resolved
         n = 0
         while queue:
             if until is not None and queue[0][0] > until:
                 break
             ts, _, event = heapq.heappop(queue)
             self.now = ts
-            for handler in self._handlers_for(type(event)):
+            handlers = resolved.get(type(event))
+            for handler in handlers if handlers is not None else self._handlers_for(type(event)):
                 handler(event)
             n += 1
         self.dispatched += n

@@ -81,6 +81,18 @@ class Quote:
         return 0.5 * (self.bid + self.ask)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """An order at one snapshot's mids: per-leg instruments, ratios, mids and, when every mid is finite, fill
+    prices, signed quantities and the commission (else prices/quantities are None and commission NaN)."""
+    instruments: list[Instrument]
+    ratios: list[int]
+    mids: list[float]
+    prices: list[float] | None
+    quantities: list[int] | None
+    commission: float
+
+
 class ExecutionSimulator:
     def __init__(self, params: ExecutionParams | None = None) -> None:
         self.params = params or ExecutionParams()
@@ -94,6 +106,7 @@ class ExecutionSimulator:
         self._params = value
         # per class (base, pct, min_half, max_half, tick): read on every quote and fill
         self._spread = {k: (s.base, s.pct, s.min_half, s.max_half, s.tick) for k, s in value.spreads.items()}
+        self._last_terms: tuple | None = None
 
     def _stress(self, vix: float) -> float:
         return 1.0 + self._params.stress_vix_k * max(0.0, (vix - 20.0) / 20.0) if math.isfinite(vix) else 1.0
@@ -139,6 +152,26 @@ class ExecutionSimulator:
             px = mid + adj if ratio > 0 else mid - adj
             prices.append(max(px, 0.0))
         return prices
+
+    def order_terms(self, order, market) -> OrderTerms:
+        """`order` (an OrderRequest) at `market`'s mids (a MarketModel). The pre-trade check and the simulated
+        broker's fill ask for the same order at the same snapshot one after the other, so the last answer is
+        kept (one slot, matched by identity: an order and a snapshot's market model do not change)."""
+        last = self._last_terms
+        if last is not None and last[0] is order and last[1] is market:
+            return last[2]
+        legs = order.legs
+        insts = [leg.instrument for leg in legs]
+        ratios = [leg.ratio for leg in legs]
+        mids = market.mid_list(insts)
+        if all(map(math.isfinite, mids)):
+            qtys = [r * order.quantity for r in ratios]
+            terms = OrderTerms(insts, ratios, mids, self.fill_price_list(insts, ratios, mids, market.vix), qtys,
+                               self.commission(insts, qtys))
+        else:
+            terms = OrderTerms(insts, ratios, mids, None, None, math.nan)
+        self._last_terms = (order, market, terms)
+        return terms
 
     def commission(self, instruments: list[Instrument], quantities: list[int]) -> float:
         c = self._params.costs

@@ -9,6 +9,7 @@ with a date object) so existing state files load unchanged; the next save writes
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,5 +129,7 @@ def vix_option(expiry: dt.date, strike: float, right: str) -> OptionContract:
     return OptionContract("VIX", expiry, float(strike), right, "AM")
 
 
+@functools.lru_cache(maxsize=4096)
 def vx_future(expiry: dt.date) -> FutureContract:
+    """The VX future of `expiry`; one shared immutable object per expiry (a blend hedge asks every day)."""
     return FutureContract("VX", expiry)

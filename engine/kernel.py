@@ -98,6 +98,11 @@ class Kernel:
         self._earliest_expiry: dt.date | None = None
         self._hhmm: tuple = (None, "")           # (fill timestamp, its "HH:MM"): a snapshot's fills share one
         self._started = False
+        # per snapshot and per day: (strategy, its context) pairs, and only the strategies that override the
+        # end-of-day hook (the base one does nothing); the broker's market hook looked up once
+        self._hooks = [(s, self.contexts[s.book]) for s in strategies]
+        self._eod_hooks = [(s, c) for s, c in self._hooks if type(s).on_end_of_day is not Strategy.on_end_of_day]
+        self._on_market = getattr(broker, "on_market", None)
         bus.subscribe(MarketSnapshot, self._on_snapshot)
         bus.subscribe(FillEvent, self._on_fill)
         bus.subscribe(OrderStatusEvent, self._on_status)
@@ -116,11 +121,10 @@ class Kernel:
         self._settle_expiring(snap)
         if self.risk.limits.watches_losses and self.ledger.positions and self.risk.halted is None:
             self._watch_losses(snap)
-        on_market = getattr(self.broker, "on_market", None)
-        if on_market is not None:
-            on_market(self.market)
-        for s in self.strategies:
-            s.on_snapshot(snap, self.contexts[s.book])
+        if self._on_market is not None:
+            self._on_market(self.market)
+        for s, ctx in self._hooks:
+            s.on_snapshot(snap, ctx)
         if snap.phase is Phase.CLOSE:
             self.bus.publish(EndOfDayEvent(snap.ts, snap.date))
 
@@ -211,16 +215,11 @@ class Kernel:
 
     def pretrade_check(self, order: OrderRequest) -> str | None:
         m = self.market
-        legs = order.legs
-        insts = [leg.instrument for leg in legs]
-        ratios = [leg.ratio for leg in legs]
-        mids = m.mid_list(insts)
-        if not all(map(math.isfinite, mids)):
+        t = self.execution.order_terms(order, m)
+        insts, mids, prices, qtys, commission = t.instruments, t.mids, t.prices, t.quantities, t.commission
+        if prices is None:
             bad = [i.key for i, p in zip(insts, mids) if not math.isfinite(p)]
             return f"no price for {', '.join(bad)}"
-        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
-        qtys = [r * order.quantity for r in ratios]
-        commission = self.execution.commission(insts, qtys)
         cash_move = -_sum_like_numpy([0.0 if isinstance(i, FutureContract) else float(q) * p * i.multiplier
                                       for i, q, p in zip(insts, qtys, prices)]) - commission
         cost_vs_mid = _sum_like_numpy([float(q) * (p - mid) * i.multiplier
@@ -231,7 +230,7 @@ class Kernel:
             h[1] += qty
         return check_buying_power(
             equity=equity, cash=self.ledger.cash,
-            holdings_after=[(i, n) for i, n in holdings.values()], order_cash=cash_move,
+            holdings_after=holdings.values(), order_cash=cash_move,
             cost_vs_mid=cost_vs_mid, spx=m.spot, vx_price=m.vx, params=self.margin, memo=m.memo("margin"))
 
     def _on_fill(self, fill: FillEvent) -> None:
@@ -243,15 +242,15 @@ class Kernel:
             hhmm = ts.strftime("%H:%M")
             self._hhmm = (ts, hhmm)
         per_leg = round(fill.commission / len(fill.legs), 6)
-        for leg in fill.legs:
-            self.records.fills.append((d, hhmm, fill.book, fill.intent_id, fill.purpose,
-                                       leg.instrument.key, leg.quantity, round(leg.price, 6), per_leg))
-        strat = self._strategy(fill.book)
+        book, intent, purpose = fill.book, fill.intent_id, fill.purpose
+        self.records.fills.extend([(d, hhmm, book, intent, purpose, leg.instrument.key, leg.quantity,
+                                    round(leg.price, 6), per_leg) for leg in fill.legs])
+        strat = self._by_book.get(book)
         if strat is not None:
-            strat.on_fill(fill, self.contexts[fill.book])
+            strat.on_fill(fill, self.contexts[book])
 
     def _on_status(self, ev: OrderStatusEvent) -> None:
-        strat = self._strategy(ev.book)
+        strat = self._by_book.get(ev.book)
         if strat is not None:
             strat.on_order_status(ev, self.contexts[ev.book])
 
@@ -267,5 +266,5 @@ class Kernel:
         self._last_interest_date = ev.date
         equity, pnls = ledger.valuation(self._books)
         self.records.equity.append((ev.date, equity, self.ledger.cash, self.ledger.interest, pnls, m.spot, m.vix))
-        for s in self.strategies:
-            s.on_end_of_day(ev.date, self.contexts[s.book])
+        for s, ctx in self._eod_hooks:
+            s.on_end_of_day(ev.date, ctx)

@@ -80,10 +80,15 @@ class Ledger:
 
     def valuation(self, books: list[str]) -> tuple[float, tuple[float, ...]]:
         """(equity(), (book_pnl(b) for b in books)) from one pass over the positions, added in the same order."""
-        vals = [(p.book, p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
-                 else p.quantity * p.mark * p.multiplier) for p in self.positions.values()]
-        equity = self.cash + sum([v for _, v in vals])
-        return equity, tuple(self.book(b).cash_flow + sum([v for bk, v in vals if bk == b]) for b in books)
+        vals = []
+        per_book = {b: [] for b in books}   # each book's values, in position order like `vals`
+        for p in self.positions.values():
+            v = p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future else p.quantity * p.mark * p.multiplier
+            vals.append(v)
+            mine = per_book.get(p.book)
+            if mine is not None:
+                mine.append(v)
+        return self.cash + sum(vals), tuple(self.book(b).cash_flow + sum(per_book[b]) for b in books)
 
     def book_pnl(self, book: str) -> float:
         """Cash flows plus open market value of one book (interest is the account's, not a book's)."""
@@ -107,14 +112,17 @@ class Ledger:
     def holdings_and_equity(self) -> tuple[dict[str, list], float]:
         """(net_holdings(), equity()) from one pass over the positions (the pre-trade check needs both)."""
         out: dict[str, list] = {}
+        get = out.get
         vals = []
         for p in self.positions.values():
-            h = out.get(p.instrument.key)
+            inst = p.instrument
+            q = p.quantity
+            h = get(inst.key)
             if h is None:
-                h = out[p.instrument.key] = [p.instrument, 0]
-            h[1] += p.quantity
-            vals.append(p.quantity * (p.mark - p.vm_price) * p.multiplier if p.is_future
-                        else p.quantity * p.mark * p.multiplier)
+                out[inst.key] = [inst, q]
+            else:
+                h[1] += q
+            vals.append(q * (p.mark - p.vm_price) * p.multiplier if p.is_future else q * p.mark * p.multiplier)
         return out, self.cash + sum(vals)
 
     def net_positions(self) -> dict[str, int]:
@@ -144,10 +152,12 @@ class Ledger:
         totals = self.book(book)
         if pos.is_future:
             # settle variation margin up to the trade price, then only commissions touch cash
-            self._cash(book, pos.quantity * (price - pos.vm_price) * mult)
+            amount = pos.quantity * (price - pos.vm_price) * mult
             pos.vm_price = price
         else:
-            self._cash(book, -qty * price * mult)
+            amount = -qty * price * mult
+        self.cash += amount   # _cash() inlined: the book's totals are at hand
+        totals.cash_flow += amount
         old = pos.quantity
         new = old + qty
         if old == 0 or (old > 0) == (qty > 0):

@@ -8,13 +8,12 @@ Long options and ETP shares are paid in full from cash (no margin loan).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from pydantic import Field, StrictBool
 
-from engine.instruments import Equity, FutureContract, Instrument, OptionContract
+from engine.instruments import FutureContract, OptionContract
 from engine.params import Params
 
 
@@ -53,22 +52,29 @@ def _group_requirement(legs: list[tuple[OptionContract, int]], underlying: float
     return hit
 
 
-def margin_requirement(holdings: Iterable[tuple[Instrument, int]], spx: float,
+def margin_requirement(holdings: Iterable[Sequence], spx: float,
                        vx_price: Callable[[object], float], params: MarginParams, memo: dict | None = None) -> float:
-    """`memo`: optional dict remembering each option group's requirement (see _group_requirement)."""
-    groups: dict[tuple, list[tuple[OptionContract, int]]] = defaultdict(list)
+    """`holdings`: (instrument, quantity) pairs. `memo`: optional dict remembering each option group's
+    requirement (see _group_requirement)."""
+    # checked before every order: exact types first (the instruments are these final classes), isinstance after
+    groups: dict[tuple, list[tuple[OptionContract, int]]] = {}
     total = 0.0
     for inst, qty in holdings:
         if qty == 0:
             continue
-        if isinstance(inst, OptionContract):
-            groups[("VIX" if inst.root == "VIX" else "SPX", inst.expiry)].append((inst, qty))
-        elif isinstance(inst, FutureContract):
+        t = type(inst)
+        if t is OptionContract or (t is not FutureContract and isinstance(inst, OptionContract)):
+            g = ("VIX" if inst.root == "VIX" else "SPX", inst.expiry)
+            legs = groups.get(g)
+            if legs is None:
+                groups[g] = [(inst, qty)]
+            else:
+                legs.append((inst, qty))
+        elif t is FutureContract or isinstance(inst, FutureContract):
             px = vx_price(inst.expiry)
             if math.isfinite(px):
                 total += abs(qty) * px * inst.multiplier * params.vx_margin_fraction
-        elif isinstance(inst, Equity):
-            pass  # paid in full
+        # an Equity is paid in full: no requirement
     for (underlying, expiry), legs in groups.items():
         if underlying == "SPX":
             total += _group_requirement(legs, spx, params.spx_stress_move, params.spx_stress_move, memo)
@@ -80,7 +86,7 @@ def margin_requirement(holdings: Iterable[tuple[Instrument, int]], spx: float,
     return total
 
 
-def check_buying_power(*, equity: float, cash: float, holdings_after: list[tuple[Instrument, int]],
+def check_buying_power(*, equity: float, cash: float, holdings_after: Iterable[Sequence],
                        order_cash: float, cost_vs_mid: float, spx: float,
                        vx_price: Callable[[object], float], params: MarginParams,
                        memo: dict | None = None) -> str | None:

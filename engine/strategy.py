@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from typing import Protocol
 
@@ -60,6 +61,12 @@ class Strategy:
     def restore(self, state: dict) -> None: ...
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _digest(body: str) -> str:
+    """The intent id's hash of what is asked: the same bodies recur (a book's rolls, a sweep's runs)."""
+    return hashlib.sha1(body.encode()).hexdigest()[:10]
+
+
 class StrategyContext:
     """The order API and read-only account view handed to one strategy."""
 
@@ -67,6 +74,7 @@ class StrategyContext:
         self._kernel = kernel
         self.book = book
         self._ids: set[str] = set()
+        self._day: tuple = (None, "")   # (clock time, its "%Y%m%d") of the last intent id
 
     @property
     def market(self) -> MarketModel:
@@ -101,9 +109,12 @@ class StrategyContext:
         """Deterministic id from what is being asked and when: a restarted daemon that reaches the same
         decision produces the same id and so recognises the order it already sent."""
         now = self.now()
-        body = "|".join(f"{leg.key}:{leg.ratio}" for leg in legs) + f"|{quantity}|{purpose}"
-        digest = hashlib.sha1(body.encode()).hexdigest()[:10]
-        base = f"{self.book}-{now:%Y%m%d}-{purpose}-{digest}"
+        last, day = self._day
+        if last is None or now != last or now.tzinfo is not last.tzinfo:   # a snapshot's orders share its day
+            day = f"{now:%Y%m%d}"
+            self._day = (now, day)
+        body = "|".join([f"{leg.instrument.key}:{leg.ratio}" for leg in legs]) + f"|{quantity}|{purpose}"
+        base = f"{self.book}-{day}-{purpose}-{_digest(body)}"
         intent, n = base, 1
         while intent in self._ids:
             n += 1

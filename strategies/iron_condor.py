@@ -128,14 +128,9 @@ class IronCondorBook(Strategy):
         if p.entry_frequency == "daily":
             key = (date,)
         elif p.entry_frequency == "weekly":
-            # the week's slot is its entry weekday; a holiday on it moves the entry to the next session, even
-            # into the next week (Good Friday -> Monday), and that week's own slot still gets its entry
-            slot = date - dt.timedelta(days=(date.weekday() - p.entry_weekday) % 7)
-            if (slot.isocalendar()[:2] != date.isocalendar()[:2] and is_trading_day(slot)
-                    and slot < self._first_seen):
+            slot, caught_up, key = _weekly_slot(date, p.entry_weekday)
+            if caught_up and slot < self._first_seen:
                 return False   # last week's slot is not ours to catch up: the run began after it
-            iso = slot.isocalendar()
-            key = (iso.year, iso.week)
         else:
             key = (date.year, date.month)
         if key == self._last_entry_key:
@@ -150,9 +145,9 @@ class IronCondorBook(Strategy):
             return
         if "spx" in q.stale or "vix" in q.stale:
             return  # no opening print (a prior close carried forward): no stop check or entry on a fake open
-        if snap.phase.value in self.p.exit_phases:
+        if snap.phase in self.p.exit_phases:   # Phase is a str enum: it equals its text ("open", "close")
             self._manage(snap, ctx)
-        if snap.phase.value == self.p.entry_phase and self._entry_due(snap.date):
+        if snap.phase == self.p.entry_phase and self._entry_due(snap.date):
             self._enter(snap, ctx)
 
     def _manage(self, snap: MarketSnapshot, ctx: StrategyContext) -> None:
@@ -160,24 +155,27 @@ class IronCondorBook(Strategy):
         if not live:
             return
         p = self.p
+        exit_dte, take_profit, stop_loss = p.exit_dte, p.take_profit, p.stop_loss
+        today = snap.date
         market = ctx.market
         costs = snapshot_memo(market, "condor_cost")   # a condor's buy-back cost is a function of the snapshot
+        leg_keys = self._leg_keys
         for c in live:
-            dte = (c.expiry - snap.date).days
-            if dte <= 0 and p.exit_dte == 0:
+            dte = (c.expiry - today).days
+            if dte <= 0 and exit_dte == 0:
                 continue  # held to settlement
-            key = self._leg_keys.get(c.cid)
+            key = leg_keys.get(c.cid)
             if key is None:
-                key = self._leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
+                key = leg_keys[c.cid] = (*(leg.key for leg in c.legs), c.ratios)
             cost = costs.get(key)
             if cost is None:
                 cost = costs[key] = -_net(c.ratios, market.mid_list(c.legs))  # debit to buy back, per unit
             reason = ""
-            if p.exit_dte and dte <= p.exit_dte:
+            if exit_dte and dte <= exit_dte:
                 reason = "time"
-            elif p.take_profit is not None and cost <= c.credit * (1.0 - p.take_profit):
+            elif take_profit is not None and cost <= c.credit * (1.0 - take_profit):
                 reason = "take_profit"
-            elif p.stop_loss is not None and cost - c.credit >= p.stop_loss * c.credit:
+            elif stop_loss is not None and cost - c.credit >= stop_loss * c.credit:
                 reason = "stop"
             if reason and dte >= 0:
                 c.status = "closing"
@@ -383,6 +381,18 @@ def _expiry_near(date: dt.date, min_dte: int, max_dte: int, target_dte: int, exp
         if best is None or score < best[0]:
             best = (score, e)
     return None if best is None else best[1]
+
+
+@lru_cache(maxsize=65536)
+def _weekly_slot(date: dt.date, weekday: int) -> tuple[dt.date, bool, tuple[int, int]]:
+    """(the week's entry slot for `date`, whether that slot is a session of an earlier ISO week being caught up,
+    the slot's (ISO year, week)). The slot is the entry weekday on or before `date`; a holiday on it moves the
+    entry to the next session, even into the next week (Good Friday -> Monday), and that week's own slot still
+    gets its entry. A function of the date alone: kept for every run of the process."""
+    slot = date - dt.timedelta(days=(date.weekday() - weekday) % 7)
+    iso = slot.isocalendar()
+    caught_up = iso[:2] != date.isocalendar()[:2] and is_trading_day(slot)
+    return slot, caught_up, (iso.year, iso.week)
 
 
 def _net(ratios: tuple[int, ...], prices: list[float]) -> float:

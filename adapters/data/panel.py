@@ -42,44 +42,60 @@ class MarketPanel:
     fingerprint: str
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def vx_matrix(self) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
-        """(dates = daily.index, expiries datetime64[D] sorted, settle float64 [n_dates, n_contracts], NaN where
-        the contract has no settlement that day). Computed once per panel."""
-        hit = self._memo.get("vx_matrix")
+    def vx_expiries(self) -> np.ndarray:
+        """The VX contracts' expiries, datetime64[D] sorted: the columns of vx_matrix() and of the VX cells."""
+        hit = self._memo.get("vx_expiries")
+        if hit is None:
+            hit = self._memo["vx_expiries"] = np.unique(self.vx["expiry"].to_numpy().astype("datetime64[D]"))
+            hit.setflags(write=False)
+        return hit
+
+    def _vx_cells(self, name: str, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row in daily, column in the sorted expiries, value) of each finite ``values`` entry of the VX frame,
+        ordered by row then column; of two rows for one (date, contract) the later wins, as in a dense fill.
+        Computed once per panel: ~50k cells where a dense [n_dates, n_contracts] matrix holds 2.5M (2% filled)."""
+        hit = self._memo.get(name)
         if hit is not None:
             return hit
-        dates = self.daily.index
         vx = self.vx
-        expiries = np.unique(vx["expiry"].to_numpy().astype("datetime64[D]"))
-        settle = np.full((len(dates), len(expiries)), np.nan, dtype="float64")
-        if len(vx):
-            r = dates.get_indexer(pd.DatetimeIndex(vx["date"]))
-            c = np.searchsorted(expiries, vx["expiry"].to_numpy().astype("datetime64[D]"))
-            ok = r >= 0
-            settle[r[ok], c[ok]] = vx["settle"].to_numpy(dtype="float64")[ok]
-        settle.setflags(write=False)
-        expiries.setflags(write=False)
-        out = (dates, expiries, settle)
-        self._memo["vx_matrix"] = out
+        v = np.asarray(values(vx), dtype="float64")
+        r = self.daily.index.get_indexer(pd.DatetimeIndex(vx["date"]))
+        c = np.searchsorted(self.vx_expiries(), vx["expiry"].to_numpy().astype("datetime64[D]"))
+        order = np.lexsort((np.arange(len(r)), c, r))   # by row, column, then file order
+        r, c, v = r[order], c[order], v[order]
+        last = np.ones(len(r), dtype=bool)
+        last[:-1] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+        keep = last & (r >= 0) & np.isfinite(v)
+        out = (r[keep], c[keep], v[keep])
+        for a in out:
+            a.setflags(write=False)
+        self._memo[name] = out
         return out
 
-    def vx_open_matrix(self) -> np.ndarray:
-        """Each contract's opening trade per day, aligned with vx_matrix() [n_dates, n_contracts]; NaN where the
-        day has no usable open (see usable_vx_opens). Computed once per panel."""
-        hit = self._memo.get("vx_open_matrix")
-        if hit is not None:
-            return hit
-        dates, expiries, _ = self.vx_matrix()
-        vx = self.vx
-        opens = np.full((len(dates), len(expiries)), np.nan, dtype="float64")
-        if len(vx) and {"open", "high", "low", "volume"} <= set(vx.columns):   # a settle-only frame: no opens
-            r = dates.get_indexer(pd.DatetimeIndex(vx["date"]))
-            c = np.searchsorted(expiries, vx["expiry"].to_numpy().astype("datetime64[D]"))
-            ok = r >= 0
-            opens[r[ok], c[ok]] = usable_vx_opens(vx)[ok]
-        opens.setflags(write=False)
-        self._memo["vx_open_matrix"] = opens
-        return opens
+    def vx_settle_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The finite VX settlements as (row, column, settle) cells of vx_matrix(), by row then column."""
+        return self._vx_cells("vx_settle_cells", lambda vx: vx["settle"])
+
+    def vx_open_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The usable VX opening trades (see usable_vx_opens) as (row, column, open) cells of vx_matrix(), by row
+        then column; none for a settle-only frame."""
+        def opens(vx: pd.DataFrame) -> np.ndarray:
+            if {"open", "high", "low", "volume"} <= set(vx.columns):
+                return usable_vx_opens(vx)
+            return np.full(len(vx), np.nan)
+        return self._vx_cells("vx_open_cells", opens)
+
+    def vx_matrix(self) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+        """(dates = daily.index, expiries datetime64[D] sorted, settle float64 [n_dates, n_contracts], NaN where
+        the contract has no settlement that day). Computed once per panel; the replay reads vx_settle_cells."""
+        hit = self._memo.get("vx_matrix")
+        if hit is None:
+            r, c, v = self.vx_settle_cells()
+            settle = np.full((len(self.daily.index), len(self.vx_expiries())), np.nan, dtype="float64")
+            settle[r, c] = v
+            settle.setflags(write=False)
+            hit = self._memo["vx_matrix"] = (self.daily.index, self.vx_expiries(), settle)
+        return hit
 
     def slice(self, start=None, end=None) -> MarketPanel:
         """Rows with start <= date <= end (either may be None). Events and notes are kept whole

@@ -11,8 +11,6 @@ instrument that has not opened yet. A deferred order has not met the market, so 
 """
 from __future__ import annotations
 
-import math
-
 from engine.bus import EventBus
 from engine.events import (
     EndOfDayEvent,
@@ -68,6 +66,8 @@ class SimulatedBroker:
     # ---- market --------------------------------------------------------------------------------
     def on_market(self, market: MarketModel) -> None:
         self.market = market
+        if not self._working:
+            return   # most snapshots: nothing resting
         retry_all = self.execution.params.fill_timing == "next_snapshot"
         for order in list(self._working.values()):
             # same_snapshot: only the orders deferred from an earlier snapshot (stale prices) are tried again
@@ -93,26 +93,24 @@ class SimulatedBroker:
         m = self.market
         if m is None:
             return
-        insts = [leg.instrument for leg in order.legs]
-        if m.quotes.stale and not all(map(m.fresh, insts)):
+        if m.quotes.stale and not all(m.fresh(leg.instrument) for leg in order.legs):
             return  # deferred: tried again at the next snapshot, and not counted as meeting the market
         self._tries[order.intent_id] = self._tries.get(order.intent_id, 0) + 1
-        ratios = [leg.ratio for leg in order.legs]
-        mids = m.mid_list(insts)
-        if not all(map(math.isfinite, mids)):
+        t = self.execution.order_terms(order, m)   # usually the pre-trade check's, a moment ago
+        prices = t.prices
+        if prices is None:
             return  # an unpriced leg: all-or-none means nothing fills
-        prices = self.execution.fill_price_list(insts, ratios, mids, m.vix)
         net = 0.0   # added leg by leg (as before, whatever the Python version's sum() does)
-        for r, p in zip(ratios, prices):
+        for r, p in zip(t.ratios, prices):
             net += r * p
         if order.limit is not None and net > order.limit + 1e-9:
             return  # not marketable at our limit
-        qtys = [r * order.quantity for r in ratios]
-        commission = self.execution.commission(insts, qtys)
+        insts, qtys, commission = t.instruments, t.quantities, t.commission
         self._exec_n += 1
-        legs = tuple(LegFill(i, q, p) for i, q, p in zip(insts, qtys, prices))
-        for leg in legs:
-            self._positions[leg.instrument.key] = self._positions.get(leg.instrument.key, 0) + leg.quantity
+        legs = tuple([LegFill(i, q, p) for i, q, p in zip(insts, qtys, prices)])
+        positions = self._positions
+        for i, q in zip(insts, qtys):
+            positions[i.key] = positions.get(i.key, 0) + q
         del self._working[order.intent_id]
         self._tries.pop(order.intent_id, None)
         self.bus.publish(FillEvent(self.bus.now, order.intent_id, order.book, f"sim-{self._exec_n}", legs,

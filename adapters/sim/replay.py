@@ -89,6 +89,28 @@ def _finite_dicts(columns: dict, n: int) -> list[dict]:
     return rows
 
 
+def _vx_cells(panel, dates: pd.DatetimeIndex) -> tuple[list[dt.date], tuple, tuple]:
+    """(expiries, settle cells, open cells): each cells (rows, columns, values) of the finite entries by row then
+    column. A MarketPanel gives them sparse; a synthetic test panel gives a dense settle matrix and no opens."""
+    if hasattr(panel, "vx_settle_cells"):
+        expiries = panel.vx_expiries()
+        settle, opens = panel.vx_settle_cells(), panel.vx_open_cells()
+    else:
+        vx_dates, expiries, matrix = panel.vx_matrix()
+        if len(vx_dates) != len(dates) or not (vx_dates == dates).all():
+            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
+        r, c = np.nonzero(np.isfinite(matrix))
+        settle, opens = (r, c, matrix[r, c]), (r[:0], c[:0], matrix[r[:0], c[:0]])
+    return [pd.Timestamp(e).date() for e in expiries], settle, opens
+
+
+def _row_bounds(cells: tuple, n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Cells with each row's [start, end) bounds: row i is cols/vals[starts[i]:starts[i + 1]] (numpy, made Python
+    values per row when that row is first used: ~100k fewer objects held)."""
+    rows, cols, vals = cells
+    return np.searchsorted(rows, np.arange(n + 1)).tolist(), np.asarray(cols), np.asarray(vals, dtype="float64")
+
+
 class ReplayMarket:
     """The panel as per-day Python values, and the snapshots built from them (each built once, then reused)."""
 
@@ -116,14 +138,9 @@ class ReplayMarket:
         known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
         self.extra = _finite_dicts({c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
                                     if c not in known and c.endswith("_close") or c == "dff"}, n)
-        vx_dates, expiries, settle = panel.vx_matrix()
-        if len(vx_dates) != n or not (vx_dates == dates_all).all():
-            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
-        self.vx_exp = [pd.Timestamp(e).date() for e in expiries]
-        self.vx_col = {e: j for j, e in enumerate(self.vx_exp)}
-        self.vx = settle
-        open_matrix = getattr(panel, "vx_open_matrix", None)   # synthetic test panels carry settles only
-        self.vx_open = open_matrix() if open_matrix is not None else np.full_like(settle, math.nan)
+        self.vx_exp, settle, opens = _vx_cells(panel, dates_all)
+        self._vx_settle = _row_bounds(settle, n)
+        self._vx_opens = _row_bounds(opens, n)
         self._vx_rows: list[list | None] = [None] * n   # per row, built on first use: (expiry, settle) pairs
         self.snaps: list[tuple[MarketSnapshot, MarketSnapshot] | None] = [None] * n
 
@@ -138,13 +155,17 @@ class ReplayMarket:
             m = memo["replay_market"] = cls(panel)
         return m
 
-    def vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
+    def _settles(self, i: int) -> list[tuple[dt.date, float]]:
         row = self._vx_rows[i]
         if row is None:
-            r = self.vx[i]
-            idx = np.flatnonzero(np.isfinite(r))
+            starts, cols, vals = self._vx_settle
+            s, e = starts[i], starts[i + 1]
             exp = self.vx_exp
-            row = self._vx_rows[i] = list(zip([exp[j] for j in idx.tolist()], r[idx].tolist()))
+            row = self._vx_rows[i] = list(zip([exp[j] for j in cols[s:e].tolist()], vals[s:e].tolist()))
+        return row
+
+    def vx_row(self, i: int, today: dt.date, include_expiring: bool) -> dict[dt.date, float]:
+        row = self._settles(i)
         if include_expiring:
             return {e: v for e, v in row if e >= today}
         return {e: v for e, v in row if e > today}
@@ -154,12 +175,14 @@ class ReplayMarket:
         stale). Contracts without a prior settlement are left out, as before."""
         if i == 0:
             return {}, []
-        opens = self.vx_open[i]
-        col = self.vx_col
+        starts, cols, vals = self._vx_opens
+        s, e = starts[i], starts[i + 1]
+        exp = self.vx_exp
+        opens = {exp[j]: v for j, v in zip(cols[s:e].tolist(), vals[s:e].tolist())}
         out, stale = {}, []
         for e, prior in self.vx_row(i - 1, today, include_expiring=True).items():
-            o = float(opens[col[e]])
-            if math.isfinite(o) and e > today:
+            o = opens.get(e)
+            if o is not None and e > today:
                 out[e] = o
             else:
                 out[e] = prior
@@ -170,12 +193,7 @@ class ReplayMarket:
         today = self.dates[i]
         p = i - 1
         o = self.o
-        final = {}
-        j = self.vx_col.get(today)
-        if j is not None:
-            v = float(self.vx[i, j])
-            if math.isfinite(v):
-                final[today] = v
+        final = {e: v for e, v in self._settles(i) if e == today}
         stale = {f for f in INDEX_FIELDS if self.o_stale[f][i]}
         stale.update(_OPEN_STALE)
         if p >= 0:
@@ -266,11 +284,9 @@ class HistoricalReplay:
         return iter(self.market.snapshots(i))
 
     def run(self) -> None:
-        bus = self.bus
         snapshots = self.market.snapshots
-        publish, dispatch = bus.publish, bus.run
+        dispatch = self.bus.publish_and_run
         for i in range(self._first, self._last):
             for snap in snapshots(i):
-                publish(snap)
-                dispatch()
+                dispatch(snap)
         self.snapshots += 2 * (self._last - self._first)

@@ -146,7 +146,7 @@ class Layer:
     sized_day: int = -10**9
 
     def holding(self) -> bool:
-        return any(q != 0 for q in self.qty.values())
+        return any(self.qty.values())   # whole contracts/shares: a quantity is held when it is not 0
 
 
 class LayeredVixHedge(Strategy):
@@ -182,7 +182,7 @@ class LayeredVixHedge(Strategy):
         if snap.phase is Phase.CLOSE:
             self._record_close(snap)
             self.gates.update_close(snap)
-        if snap.phase.value == self.p.decision_phase:
+        if snap.phase == self.p.decision_phase:
             self._decide(snap, ctx)
         elif snap.phase is Phase.INTRADAY and self.p.intraday_activation:
             self._intraday(snap, ctx)
@@ -211,7 +211,7 @@ class LayeredVixHedge(Strategy):
         if self.p.record_activity:
             vega, risk = self._condor if self._condor is not None else (math.nan, math.nan)
             self.activity.append((snap.date, signal, *self.schedule.states, *levels,
-                                  *(layer.units for layer in self.layers), vega, risk))
+                                  *[layer.units for layer in self.layers], vega, risk))
 
     def _condor_numbers(self, market) -> tuple[float, float]:
         if self._condor is None:
@@ -230,12 +230,12 @@ class LayeredVixHedge(Strategy):
     def _manage(self, i: int, layer: Layer, level: float, snap: MarketSnapshot, ctx: StrategyContext) -> None:
         if layer.pending:
             return  # wait for the working orders (next_snapshot fills) before deciding again
-        market = ctx.market
         if level <= 0.0:
             if layer.holding():
                 self._trade(i, layer, {}, ctx, "hedge-off")
             layer.held, layer.units, layer.level = None, 0.0, 0.0
             return
+        market = ctx.market
         handler = layer.handler
         switched = level != layer.level or layer.retry
         held = layer.held

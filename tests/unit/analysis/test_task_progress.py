@@ -62,3 +62,13 @@ def test_local_pool_runs_large_grids_in_chunks_and_returns_task_order(monkeypatc
     # a chunk runs in one process: neighbours share a worker
     for i in range(0, len(items) - 1, tasks.POOL_CHUNK):
         assert len({r["pid"] for r in res[i:i + tasks.POOL_CHUNK]}) == 1
+
+
+def test_local_pool_keeps_each_group_of_neighbouring_tasks_in_one_chunk(monkeypatch):
+    monkeypatch.setattr(tasks, "_init_worker", lambda data_dir: None)
+    items = [{"id": i, "g": i // 5} for i in range(23)]   # groups of 5, a short last one
+    assert tasks._pool_chunks(items, 2, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    res = tasks.run_tasks(_echo, items, data_dir="-", workers=2, progress=False, group=lambda t: t["g"])
+    assert [r["id"] for r in res] == list(range(len(items)))
+    for g in range(5):
+        assert len({r["pid"] for r in res[5 * g:5 * g + 5]}) == 1   # a group ran in one process

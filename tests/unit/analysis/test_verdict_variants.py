@@ -130,6 +130,7 @@ def test_tasks_run_surface_major_with_the_main_runs_first(monkeypatch, data_dir,
     seen = []
 
     def capture(fn, ts, **kw):
+        assert kw["group"](ts[0]) == (0, 0)   # chunks of one (surface, ladder phase)
         seen.extend(ts)
         raise RuntimeError("stop")
 

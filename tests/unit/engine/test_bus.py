@@ -57,3 +57,26 @@ def test_run_until_stops_before_later_events():
     bus.publish(TimerEvent(ts(11), "b"))
     assert bus.run(until=ts(10)) == 1
     assert seen == ["a"] and bus.pending() == 1
+
+
+def test_publish_and_run_dispatches_like_publish_then_run():
+    def record(bus, seen):
+        def handler(e):
+            seen.append(e.name)
+            if e.name in ("first", "queued"):
+                bus.publish(TimerEvent(e.ts, f"child of {e.name}"))
+        bus.subscribe(TimerEvent, handler)
+
+    direct, queued = EventBus(), EventBus()
+    a, b = [], []
+    record(direct, a)
+    record(queued, b)
+    assert direct.publish_and_run(TimerEvent(ts(9), "first")) == 2            # empty queue: no heap for it
+    queued.publish(TimerEvent(ts(9), "first"))
+    queued.run()
+    assert a == b == ["first", "child of first"] and direct.dispatched == queued.dispatched == 2
+    direct.publish(TimerEvent(ts(10), "queued"))                               # something waiting: through the queue
+    assert direct.publish_and_run(TimerEvent(ts(10), "second")) == 3
+    assert a[2:] == ["queued", "second", "child of queued"]
+    with pytest.raises(ValueError):
+        direct.publish_and_run(TimerEvent(ts(8), "late"))
