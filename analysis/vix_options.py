@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.chain_iv import chain_market_iv
-from engine.volsurface import VixOptionParams, VixOptionSurface
+from engine.volsurface import VixOptionParams, VixOptionSurface, front_future
 
 CHAINS = {  # date -> (file under vix_option_chains/, which snapshot, the VVIX close that goes with the quotes)
     "2019-08-29": ("vix_chain_2019-08-29_0928ET_cboe_quotedata.dat", 0, "2019-08-28"),
@@ -56,15 +56,15 @@ def load_vix_market(data_dir, panel) -> pd.DataFrame:
 
 
 def _front_vx(panel, day: pd.Timestamp, chain_date: str) -> float:
-    """The front VX settlement the replay would see with these quotes (MarketModel.vx_front): the nearest expiry
-    at least front_min_days after the chain's date, settled on `day`."""
+    """The front VX settlement the replay would see with these quotes (engine.volsurface.front_future, as
+    MarketModel.vx_front): settled on `day`, counted from the chain's date."""
     vx = panel.vx[pd.DatetimeIndex(panel.vx["date"]) == day]
-    away = (pd.DatetimeIndex(vx["expiry"]) - pd.Timestamp(chain_date)).days
-    live = vx[away >= _DEFAULT_PARAMS.front_min_days]
-    if live.empty:
+    curve = {pd.Timestamp(e).date(): float(v) for e, v in zip(vx["expiry"], vx["settle"])}
+    front = front_future(curve, pd.Timestamp(chain_date).date(), _DEFAULT_PARAMS)
+    if not math.isfinite(front):
         raise ValueError(f"no VX settlement on {day.date()} at least {_DEFAULT_PARAMS.front_min_days:g} days "
                          f"before expiry: the VIX option fit needs the front future")
-    return float(live.sort_values("expiry")["settle"].iloc[0])
+    return front
 
 
 def model_iv(params: VixOptionParams, mk: pd.DataFrame) -> np.ndarray:

@@ -21,7 +21,7 @@ from engine.instruments import Equity, FutureContract, Instrument, OptionContrac
 from engine.params import Params
 from engine.pricing import black76_greeks, bsm_greeks
 from engine.regime_surface import RegimeParams, RegimeSurface, SurfaceState
-from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOptionSurface
+from engine.volsurface import SkewParams, SpxSurface, VixOptionParams, VixOptionSurface, front_future
 
 YEAR_SECONDS = 365.0 * 86400.0
 # Tenors (calendar days) of the Cboe volatility indices used as term-structure points.
@@ -282,10 +282,8 @@ class MarketModel:
         return s
 
     def vx_front(self) -> float:
-        """The front VX future's price: the nearest expiry at least VixOptionParams.front_min_days away (NaN if none)."""
-        days = self._vix_params.front_min_days
-        live = [(e, p) for e, p in self.quotes.vx.items() if (e - self.date).days >= days and math.isfinite(p)]
-        return min(live)[1] if live else math.nan
+        """The front VX future's price (engine.volsurface.front_future; NaN if none)."""
+        return front_future(self.quotes.vx, self.date, self._vix_params)
 
     # ---- prices --------------------------------------------------------------------------------
     def mids(self, instruments: Sequence[Instrument]) -> np.ndarray:

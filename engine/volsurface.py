@@ -12,8 +12,9 @@ pure-``math`` fast paths for scalar (K, T) so that single-option marks cost a fe
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -285,6 +286,13 @@ class VixOptionParams:
     max_vol: float = 4.00
     fallback_a: float = 53.76      # VVIX ~= fallback_a * VIX ** fallback_b when VVIX is missing
     fallback_b: float = 0.1867     # (log-log fit of daily closes 2007-2026, RMS 15 %)
+
+
+def front_future(curve: Mapping[dt.date, float], day: dt.date, params: VixOptionParams = VixOptionParams()) -> float:
+    """The front VX future's price in `curve` (expiry -> price) on `day`: the nearest expiry at least
+    params.front_min_days away with a finite price; NaN if there is none."""
+    live = [(e, p) for e, p in curve.items() if (e - day).days >= params.front_min_days and math.isfinite(p)]
+    return min(live)[1] if live else math.nan
 
 
 def vvix_fallback(vix: float, params: VixOptionParams = VixOptionParams()) -> float:
