@@ -89,21 +89,6 @@ def _finite_dicts(columns: dict, n: int) -> list[dict]:
     return rows
 
 
-def _vx_cells(panel, dates: pd.DatetimeIndex) -> tuple[list[dt.date], tuple, tuple]:
-    """(expiries, settle cells, open cells): each cells (rows, columns, values) of the finite entries by row then
-    column. A MarketPanel gives them sparse; a synthetic test panel gives a dense settle matrix and no opens."""
-    if hasattr(panel, "vx_settle_cells"):
-        expiries = panel.vx_expiries()
-        settle, opens = panel.vx_settle_cells(), panel.vx_open_cells()
-    else:
-        vx_dates, expiries, matrix = panel.vx_matrix()
-        if len(vx_dates) != len(dates) or not (vx_dates == dates).all():
-            raise ValueError("panel.vx_matrix() dates must align with panel.daily")
-        r, c = np.nonzero(np.isfinite(matrix))
-        settle, opens = (r, c, matrix[r, c]), (r[:0], c[:0], matrix[r[:0], c[:0]])
-    return [pd.Timestamp(e).date() for e in expiries], settle, opens
-
-
 def _row_bounds(cells: tuple, n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Cells with each row's [start, end) bounds: row i is cols/vals[starts[i]:starts[i + 1]] (numpy, made Python
     values per row when that row is first used: ~100k fewer objects held)."""
@@ -138,9 +123,9 @@ class ReplayMarket:
         known |= {"vvix_close", "skew_close", "rate_tbill", *ETP_COLUMNS.values()}
         self.extra = _finite_dicts({c.removesuffix("_close"): daily[c].to_numpy(dtype=float) for c in daily.columns
                                     if c not in known and c.endswith("_close") or c == "dff"}, n)
-        self.vx_exp, settle, opens = _vx_cells(panel, dates_all)
-        self._vx_settle = _row_bounds(settle, n)
-        self._vx_opens = _row_bounds(opens, n)
+        self.vx_exp = [pd.Timestamp(e).date() for e in panel.vx_expiries()]
+        self._vx_settle = _row_bounds(panel.vx_settle_cells(), n)   # MarketPanel's sparse (row, column, value) cells
+        self._vx_opens = _row_bounds(panel.vx_open_cells(), n)
         self._vx_rows: list[list | None] = [None] * n   # per row, built on first use: (expiry, settle) pairs
         self.snaps: list[tuple[MarketSnapshot, MarketSnapshot] | None] = [None] * n
 

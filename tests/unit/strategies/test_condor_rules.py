@@ -14,8 +14,14 @@ from engine.calendar import trading_days
 class SyntheticPanel:
     daily: pd.DataFrame
 
-    def vx_matrix(self):
-        return self.daily.index, np.array([], dtype="datetime64[D]"), np.empty((len(self.daily), 0))
+    # no VX contracts: the replay reads MarketPanel's sparse VX cells, here all empty
+    def vx_expiries(self):
+        return np.array([], dtype="datetime64[D]")
+
+    def vx_settle_cells(self):
+        return np.array([], dtype=int), np.array([], dtype=int), np.array([], dtype=float)
+
+    vx_open_cells = vx_settle_cells
 
 
 def make_panel(spx: np.ndarray, vix: np.ndarray, start="2021-01-04") -> SyntheticPanel:
