@@ -49,6 +49,10 @@ class PricingParams(Params):
             unknown = sorted(set(given) - known)
             if unknown:
                 raise ValueError(f"pricing.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+        vo = self.vix_option_params()
+        if vo.contango_min > vo.contango_max:   # the clip would then pin every state to contango_max
+            raise ValueError(f"pricing.vix_options.contango_min ({vo.contango_min:g}) is above contango_max "
+                             f"({vo.contango_max:g})")
         return self
 
     def skew(self) -> SkewParams:
