@@ -26,18 +26,24 @@ STRESS_VIX, CALM_VIX = 25.0, 20.0
 CALM_SUBSET_DATES = ("2023-08-18", "2023-09-14", "2024-01-05")   # issue #4's acceptance subset
 
 
-def close_snapshot_model(panel, date, pricing: PricingParams) -> MarketModel:
-    """The MarketModel replay builds at the close of `date` (same quotes, same pricing code)."""
+def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0) -> MarketModel:
+    """The MarketModel replay builds at the close of `date` (same quotes, same pricing code); `level` scales the
+    day's index levels (analysis.chain_level's level-matched diagnostic; 1: as replay)."""
+    from dataclasses import replace
+
     from adapters.sim.replay import HistoricalReplay
+    from analysis.chain_level import scaled_quotes
 
     day = pd.Timestamp(date)
     replay = HistoricalReplay(panel, day, day)
     i = replay._first
-    snaps = list(replay.snapshots_for(i))
-    return MarketModel(snaps[-1], pricing)
+    close = list(replay.snapshots_for(i))[-1]
+    if level != 1.0:
+        close = replace(close, quotes=scaled_quotes(close.quotes, level))
+    return MarketModel(close, pricing)
 
 
-def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None) -> pd.DataFrame:
+def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None, level: float = 1.0) -> pd.DataFrame:
     """Model vs market for one date's OTM options with 7-90 days to expiry (`market`: chain_iv rows of one date).
 
     iv_err: model vol at the market's log-moneyness ln(K/F) (the surface evaluated at the strike whose moneyness
@@ -45,12 +51,12 @@ def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = 
     shape from the 4:00/4:15 pm spot mismatch and the dividend assumption.
     iv_err_strike: model vol at the same strike minus market IV (what the simulator quotes for that strike; SPX only).
     price_err_fwd_pct: the model vol at matched moneyness priced on the market forward and discount factor, vs the
-    market mid (the surface error in price terms)."""
+    market mid (the surface error in price terms; the price itself is price_model). `level`: close_snapshot_model."""
     pricing = pricing or PricingParams()
     mk = market[(market["dte"] >= DTE_RANGE[0]) & (market["dte"] <= DTE_RANGE[1])].copy()
     if mk.empty:
         return mk
-    m = close_snapshot_model(panel, mk["date"].iloc[0], pricing)
+    m = close_snapshot_model(panel, mk["date"].iloc[0], pricing, level)
     s = m.surface
     # time to the settlement as the simulator measures it from its 4:00 pm close snapshot
     from engine.instruments import spx_option
@@ -64,6 +70,7 @@ def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = 
     price_fwd = black76_price(mk["F"].to_numpy(), mk["strike"].to_numpy(), mk["T"].to_numpy(), mk["r_impl"].to_numpy(),
                               iv_model, call)
     mk["iv_model"] = iv_model
+    mk["price_model"] = price_fwd
     mk["iv_err"] = (iv_model - mk["iv_mkt"].to_numpy()) * 100.0
     spx = (mk["und"] == "SPX").to_numpy() if "und" in mk else np.ones(len(mk), dtype=bool)
     mk["iv_err_strike"] = np.where(spx, (s.vol(mk["strike"].to_numpy(), Tm) - mk["iv_mkt"].to_numpy()) * 100.0, np.nan)
@@ -91,9 +98,12 @@ def annotate(err: pd.DataFrame, vix: pd.Series, fit_dates: Sequence[str]) -> pd.
     return e
 
 
-def all_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None, fit_dates: Sequence[str] = ()) -> pd.DataFrame:
-    """surface_errors for every date of `market` (chain_iv.market_table rows), annotated."""
-    parts = [surface_errors(g, panel, pricing) for _, g in market.groupby("date")]
+def all_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None, fit_dates: Sequence[str] = (),
+               levels: dict | None = None) -> pd.DataFrame:
+    """surface_errors for every date of `market` (chain_iv.market_table rows), annotated; `levels` (date -> factor)
+    scales a date's index levels (analysis.chain_level)."""
+    levels = levels or {}
+    parts = [surface_errors(g, panel, pricing, levels.get(d, 1.0)) for d, g in market.groupby("date")]
     return annotate(pd.concat([p for p in parts if len(p)], ignore_index=True), panel.daily["vix_close"], fit_dates)
 
 

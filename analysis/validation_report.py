@@ -78,6 +78,14 @@ def write_report(v: Validation, out: Path, plots: list[Path]) -> Path:
                "market). OTM options, 3-50 delta, 7-90 DTE; `in` = a date the surface was fitted on "
                "(analysis/surface_fit.py FIT_DATES). Target: 1.0 below VIX 20, 2.0 from VIX 25."), ""]
     lines.append(_md(v.surface_dates, ".2f"))
+    if len(v.chain_levels):
+        lines += ["### Each chain's own level against the index closes (analysis/chain_level.py)", "",
+                  ("`gap`: the chain's model-free variance swap (the VIX formula on each 7-60 DTE expiry's quotes) minus "
+                   "the index level the surface is pinned to at the same expiry, median over expiries (vol pts). "
+                   "`*_matched`: the same surface with that day's indices scaled by `factor` (chain / index), no refit: "
+                   "what is left is shape. `put_3_10_inside_quote`: share of the 3-10 delta puts the model prices within "
+                   "the quoted bid and ask. A diagnostic: replay knows the index closes, not the chain."), ""]
+        lines.append(_md(v.chain_levels, ".2f"))
     b = v.surface_buckets
     if len(b):
         lines += ["### By bucket, out-of-sample dates pooled (median |error|, bias, count)", ""]
@@ -164,7 +172,8 @@ def write_outputs(v: Validation, out: Path) -> list[Path]:
         p = out / f"etp_{c.name.lower()}_annual.csv"
         c.annual.to_csv(p, index=False, float_format="%.6f")
         paths.append(p)
-    tables = {"surface_dates.csv": v.surface_dates, "surface_buckets.csv": v.surface_buckets, "spy_shape.csv": v.spy_shape,
+    tables = {"surface_dates.csv": v.surface_dates, "chain_levels.csv": v.chain_levels,
+              "surface_buckets.csv": v.surface_buckets, "spy_shape.csv": v.spy_shape,
               "vix_options.csv": v.vix_options, "vix_option_expiries.csv": v.vix_expiries,
               "variance_swap_vs_vix.csv": v.vs_vix.rename_axis("date").reset_index()}
     if v.condors is not None:

@@ -169,3 +169,23 @@ def test_vix_option_smile_on_the_three_real_chains(panel, data_dir):
     assert 3.0 < tab["2019-08-29"] <= 3.2
     before = vo.per_chain(vo.errors(replace(replay, long_vol_contango=0.0), mk)).set_index("date")["calls_median_abs"]
     assert (before > tab).sum() >= 2           # the contango term is what brings the long end in
+
+
+def test_chain_variance_swap_recovers_a_flat_vol():
+    """analysis.chain_level.expiry_variance (the VIX formula on one expiry) on a flat-vol synthetic chain returns that
+    vol: quotes +/- 2 % (+0.05) around Black-76 prices, strikes 3000-5000 every 25 around a 4000 forward."""
+    from analysis.chain_level import expiry_variance
+
+    chain, truth = _synthetic_chain(vol_atm=0.20, skew=0.0)
+    for (expiry, root), (Fe, D, T) in truth.items():
+        q = chain.quotes[(chain.quotes["expiry"] == expiry) & (chain.quotes["root"] == root)]
+        vs = expiry_variance(q, Fe, T, -math.log(D) / T)
+        assert vs == pytest.approx(0.20, abs=0.004), (expiry, vs)
+    # quotes missing altogether (bid and ask 0, a vendor gap) are skipped, two zero bids in a row end a side
+    q = chain.quotes[chain.quotes["root"] == "SPX"].copy()
+    Fe, D, T = next(v for (e, r), v in truth.items() if r == "SPX")
+    gap = (q["right"] == "P") & q["strike"].isin([3800.0, 3825.0])
+    q.loc[gap, ["bid", "ask"]] = 0.0
+    assert expiry_variance(q, Fe, T, -math.log(D) / T) == pytest.approx(0.20, abs=0.004)
+    q.loc[gap, "ask"] = 0.05                                      # now two real zero bids: the put side stops there
+    assert expiry_variance(q, Fe, T, -math.log(D) / T) < 0.20 - 0.004

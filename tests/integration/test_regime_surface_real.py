@@ -106,3 +106,34 @@ def test_feb_2018_condors_marked_by_the_simulator(panel, data_dir):
     assert list(spurious["condor"]) == ["2018-01-26 0.30d 2810/2855/2885/2920"]
     # P&L to 2018-02-09 on the same contracts: real and simulated within 5 % of max loss
     assert ((feb["pnl_to_0209_sim"] - feb["pnl_to_0209_real"]).abs() / feb["max_loss"] <= 0.05).all()
+
+
+def test_chain_levels_account_for_the_remaining_misses(surface_errors, panel, data_dir):
+    """The surface is pinned to the index closes; each chain's own variance swap (analysis.chain_level) sits below
+    them on calm days (the quotes are not the 4:15 pm index prints). Scaling the day's indices to the chain's own
+    level, with the same fitted shape, brings every date within its acceptance-1 target, the two calm misses and
+    2018-02-06's 3-10 delta puts included; 2018-02-05's 3-10 delta puts stay over 3.0 but every one of them is
+    priced within its quoted bid and ask (the vendor's spike-day quotes are $10 wide). The per-date bias follows
+    the level gap (correlation below -0.6)."""
+    import numpy as np
+
+    from analysis import chain_level
+    from analysis.chain_iv import market_table
+    from analysis.spx_surface import all_errors
+    from analysis.surface_fit import FIT_DATES
+
+    levels = chain_level.chain_levels(data_dir, panel)
+    assert len(levels) == 46                                      # 47 dates less the 2023-02-15 vol table (no prices)
+    jan = levels[levels["date"].between("2018-01-02", "2018-01-24")]
+    assert len(jan) == 16 and (jan["gap"] < -0.2).all()
+    matched = all_errors(market_table(data_dir, underlyings=("SPX",)), panel, PricingParams(), FIT_DATES,
+                         levels=dict(zip(levels["date"], levels["factor"])))
+    t = chain_level.level_table(levels, surface_errors, matched).set_index("date")
+    graded = t[t["met_matched"].notna()]
+    assert len(graded) >= 35 and graded["met_matched"].astype(bool).all(), graded[~graded["met_matched"].astype(bool)]
+    assert t.loc["2018-01-17", "median_abs_matched"] <= 1.0 < t.loc["2018-01-17", "median_abs"]
+    assert t.loc["2018-02-06", "put_3_10_matched"] <= 3.0 < t.loc["2018-02-06", "put_3_10_abs"]
+    assert t.loc["2018-02-05", "put_3_10_inside_quote"] == 1.0
+    bias = surface_errors[surface_errors["abs_delta"].between(0.03, 0.5)].groupby("date")["iv_err"].median()
+    both = levels.set_index("date")["gap"].to_frame().join(bias.rename("bias"), how="inner")
+    assert np.corrcoef(both["gap"], both["bias"])[0, 1] < -0.6
