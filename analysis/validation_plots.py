@@ -124,7 +124,38 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
     a2.set_title("median |IV error| by bucket, out-of-sample dates pooled")
     fig.colorbar(im, ax=a2, label="vol points")
     p2 = save(fig, out / "surface_errors.png", dpi=90)
-    return [p1, p2]
+    return [p1, p2] + plot_chain_levels(v, out)
+
+
+def plot_chain_levels(v: Validation, out: Path) -> list[Path]:
+    """Per chain date: the surface's bias against the chain's own level gap (analysis.chain_level), and the median
+    |error| as replay prices vs with the indices scaled to the chain's level."""
+    t = v.chain_levels
+    if t is None or t.empty or t["gap"].notna().sum() < 2:
+        return []
+    t = t[t["gap"].notna()].merge(v.surface_dates[["date", "bias"]], on="date")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 4.8))
+    sc = a1.scatter(t["gap"], t["bias"], c=t["vix"], cmap="coolwarm", vmin=10, vmax=35, s=22)
+    lim = float(max(t["gap"].abs().max(), t["bias"].abs().max())) + 0.2
+    a1.plot([-lim, lim], [lim, -lim], "k:", lw=1, label="bias = -gap")
+    a1.axhline(0, color="grey", lw=0.6)
+    a1.axvline(0, color="grey", lw=0.6)
+    a1.set_xlabel("chain's own variance swap - index level (vol pts)")
+    a1.set_ylabel("surface bias: median model - market (vol pts)")
+    a1.set_title(f"the surface holds the indices: bias follows the chain's level (corr {np.corrcoef(t['gap'], t['bias'])[0, 1]:.2f})")
+    a1.legend(fontsize=8)
+    a1.grid(alpha=0.3)
+    fig.colorbar(sc, ax=a1, label="VIX close")
+    a2.scatter(t["vix"], t["median_abs"], s=20, label="as replay prices (index closes)")
+    a2.scatter(t["vix"], t["median_abs_matched"], s=20, marker="x", label="indices scaled to the chain's level")
+    a2.plot([0, 20], [1, 1], "k:", lw=1)
+    a2.plot([25, 40], [2, 2], "k:", lw=1, label="targets")
+    a2.set_xlabel("VIX close")
+    a2.set_ylabel("median |IV error| (vol pts)")
+    a2.set_title("per chain date: same fitted shape, two levels")
+    a2.legend(fontsize=8)
+    a2.grid(alpha=0.3)
+    return [save(fig, out / "chain_levels.png", dpi=90)]
 
 
 def plot_vix_options(v: Validation, out: Path) -> list[Path]:
