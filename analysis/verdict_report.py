@@ -308,12 +308,13 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 def _img(path: Path, alt: str, colors: int = 256) -> str:
     """The PNG embedded as base64 as a `colors`-colour palette image (line plots lose nothing visible, the legend
-    swatches keep their colours; the page shrinks about 3x). The file on disk keeps full colour."""
+    swatches keep their colours; the page shrinks about 3x). The file on disk keeps full colour. No `optimize` pass:
+    it made the page 8 % smaller for a second more per report."""
     from PIL import Image
 
     buf = io.BytesIO()
     with Image.open(path) as im:
-        im.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
+        im.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buf, "PNG")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
             f'<figcaption>{html.escape(alt)}</figcaption></figure>')
