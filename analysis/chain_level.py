@@ -20,8 +20,6 @@ missing: the vendor file's gaps) is skipped rather than read as a zero bid. Vol 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
@@ -113,12 +111,6 @@ def chain_levels(data_dir, panel) -> pd.DataFrame:
                          "gap_min": float(gap.min()), "gap_max": float(gap.max()),
                          "factor": float((lv["chain_vol"] / lv["index_vol"]).median())})
     return pd.DataFrame(rows).sort_values("date", ignore_index=True)
-
-
-def scaled_quotes(quotes, factor: float):
-    """MarketQuotes with the four index levels scaled by `factor` (everything else as it was)."""
-    return replace(quotes, vix=quotes.vix * factor, vix9d=quotes.vix9d * factor, vix3m=quotes.vix3m * factor,
-                   vix6m=quotes.vix6m * factor)
 
 
 def inside_quote(err: pd.DataFrame) -> pd.Series:

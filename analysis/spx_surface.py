@@ -32,14 +32,15 @@ def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0
     from dataclasses import replace
 
     from adapters.sim.replay import HistoricalReplay
-    from analysis.chain_level import scaled_quotes
 
     day = pd.Timestamp(date)
     replay = HistoricalReplay(panel, day, day)
     i = replay._first
     close = list(replay.snapshots_for(i))[-1]
     if level != 1.0:
-        close = replace(close, quotes=scaled_quotes(close.quotes, level))
+        q = close.quotes
+        close = replace(close, quotes=replace(q, vix=q.vix * level, vix9d=q.vix9d * level, vix3m=q.vix3m * level,
+                                              vix6m=q.vix6m * level))
     return MarketModel(close, pricing)
 
 
