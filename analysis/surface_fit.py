@@ -121,7 +121,7 @@ def model_iv(params: RegimeParams, data: FitData) -> np.ndarray:
     rc, pc = params.coefficients()
     rho_d = np.tanh(params.rho0 + X @ np.array(rc))
     lpsi_d = params.psi0 + X @ np.array(pc)
-    pts = {d: index_term_points(data.states[d]) for d in dates}
+    pts = {d: index_term_points(data.states[d], params.level_scale) for d in dates}
     nd = np.array([di[d] for d in dates for _ in pts[d]])
     nT = np.array([t for d in dates for t, _ in pts[d]])
     target = np.array([w for d in dates for _, w in pts[d]]) * _adj(params, nT)

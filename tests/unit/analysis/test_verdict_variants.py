@@ -4,6 +4,7 @@ decomposed exactly)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,21 @@ def test_the_repository_ensemble_is_valid_and_starts_with_the_default():
     assert len(ms) >= 2
     assert PricingParams.model_validate(deep_merge(base, ms[0].pricing)) == PricingParams.model_validate(base)
     assert len({m.name for m in ms}) == len(ms)
+
+
+def test_the_chain_level_sensitivity_file_prices_at_the_chains_level():
+    """config/surface_chain_level.toml (docs/alvh.md section 7): the default, then the same surface with every index
+    level x 0.97; the second member changes nothing else."""
+    from config.settings import deep_merge, load_config
+    from engine.marketmodel import PricingParams
+
+    base = load_config("config/alvh.toml").model_dump(mode="json")["pricing"]
+    ms = load_surfaces(Path("config/surface_chain_level.toml"), base)
+    assert [m.name for m in ms] == ["regime", "regime-chain-level"]
+    p0 = PricingParams.model_validate(deep_merge(base, ms[0].pricing)).regime_params()
+    p1 = PricingParams.model_validate(deep_merge(base, ms[1].pricing)).regime_params()
+    assert p0.level_scale == 1.0 and p1.level_scale == 0.97
+    assert replace(p1, level_scale=1.0) == p0
 
 
 def test_a_bad_ensemble_stops_the_verdict_before_any_data_is_read(tmp_path):

@@ -173,3 +173,20 @@ def test_fitter_model_is_the_engine_model():
     for (_, r), v in zip(data.options.iterrows(), iv):
         s = RegimeSurface(1000.0, 0.0, 0.0, states[r["date"]])
         assert s.vol(1000.0 * math.exp(r["k"]), r["T"]) == pytest.approx(v, rel=1.5e-3)
+
+
+def test_level_scale_moves_the_variance_swap_and_nothing_else():
+    """level_scale multiplies the index levels the surface is pinned to: its 30-day variance swap is scale x VIX,
+    its ATM vols scale with it, and scale 1 is the default surface to the last bit."""
+    import dataclasses
+
+    st = SurfaceState(12.0, 10.5, 14.0, 15.5, 88.0, 140.0)
+    base = RegimeSurface(4700.0, 0.05, 0.014, st)
+    one = RegimeSurface(4700.0, 0.05, 0.014, st, dataclasses.replace(P, level_scale=1.0))
+    low = RegimeSurface(4700.0, 0.05, 0.014, st, dataclasses.replace(P, level_scale=0.97))
+    K = np.array([4000.0, 4500.0, 4700.0, 4900.0])
+    for T in (9 / 365, 30 / 365, 0.25):
+        assert np.array_equal(one.vol(K, T), base.vol(K, T))
+    assert low.variance_swap_vol(30 / 365) == pytest.approx(0.97 * 0.12, rel=2e-3)
+    assert low.atm_vol(30 / 365) == pytest.approx(0.97 * base.atm_vol(30 / 365), rel=5e-3)
+    assert (low.vol(K, 30 / 365) < base.vol(K, 30 / 365)).all()
