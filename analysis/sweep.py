@@ -181,19 +181,6 @@ def expand(spec: SweepSpec, base_hedge: dict) -> list[dict]:
     return out
 
 
-def _by_instruments(configs: list[dict]) -> list[int]:
-    """Configuration indices with those of one set of layer instruments together (sets in order of first appearance,
-    grid order within a set): a local pool gives each worker a contiguous stretch of the tasks, so a worker meets
-    fewer contracts that its price cache has not seen (the instruments decide most of what a hedge prices). The
-    table keeps grid order."""
-    keys = [json.dumps([lp.get("instrument") for lp in c["hedge"].get("layers") or []], sort_keys=True)
-            for c in configs]
-    first: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, i)
-    return sorted(range(len(configs)), key=lambda i: first[keys[i]])
-
-
 def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: str | None = None,
               out: Path | None = None, progress: bool = True, start=None, end=None) -> tuple[pd.DataFrame, dict]:
     from config.settings import load_config
@@ -220,14 +207,10 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
         c["execution"] = scale_costs(c.get("execution"), conf["cost_mult"])
         tasks.append(make_task(c, conf["hedge"], task_id=f"cfg{i:05d}", start=s0.date(), end=e0.date(),
                                episodes=episodes, meta={"index": i, "cost_mult": conf["cost_mult"]}))
-    order = _by_instruments(configs)
     t0 = time.perf_counter()
-    ran = run_tasks(run_task_safe, base_tasks + [tasks[i] for i in order], data_dir=str(data_dir), workers=workers,
-                    scheduler=scheduler, progress=progress, desc="sweep")
+    results = run_tasks(run_task_safe, base_tasks + tasks, data_dir=str(data_dir), workers=workers,
+                        scheduler=scheduler, progress=progress, desc="sweep")
     wall = time.perf_counter() - t0
-    results = ran[: len(base_tasks)] + [None] * len(tasks)
-    for i, r in zip(order, ran[len(base_tasks):]):
-        results[len(base_tasks) + i] = r
     for r in results[: len(base_tasks)]:
         if r.get("error"):
             raise RuntimeError(f"sweep baseline {r['id']} failed: {r['error']}\n{r.get('traceback', '')}")

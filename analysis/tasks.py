@@ -7,12 +7,10 @@ this machine started for the run; each worker loads the panel on its first task 
 ``worker_panel``). Every run in a worker process shares that process's market state: the replay snapshots and
 the snapshot price cache (adapters/sim/backtest.py), so only a worker's first run prices the market.
 
-Tasks go to Dask in chunks (about sixteen per worker: fewer round trips). In a local pool each worker walks its own
-contiguous segment of the task list and then takes tasks from the back of the longest segment left (``_run_pool``),
-so neighbouring tasks, which price the same contracts, mostly run in the same process; given a `group` key, each run
-of neighbouring tasks with one key runs whole in one process (the verdict: one surface and ladder phase). Results
-come back in task order. Progress: a bar with ETA on a terminal, a plain line every ``PROGRESS_SECONDS`` otherwise
-(logs, CI).
+Tasks go to Dask in chunks (about sixteen per worker: fewer round trips), to a local pool four neighbouring tasks at a
+time on large grids (see POOL_CHUNK) or, given a `group` key, one group of neighbouring tasks per chunk (the verdict:
+one surface and ladder phase, whose runs price the same contracts), and come back in task order. Progress: a bar with ETA on a terminal, a plain
+line every ``PROGRESS_SECONDS`` otherwise (logs, CI).
 """
 from __future__ import annotations
 
@@ -20,20 +18,21 @@ import gc
 import math
 import multiprocessing as mp
 import os
-import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Self
 
 _PANELS: dict[str, Any] = {}
-_BOUNDS: Any = None   # in a pool worker: the shared block bounds and result queue of _run_pool
-_DONE: Any = None
 _LOCK = threading.Lock()
 PANEL_LOADS = 0   # how many times this process loaded a panel (tests check "once per worker")
 PROGRESS_SECONDS = 15.0
+# Large grids go to the local pool a few neighbouring tasks at a time: neighbours differ in one axis (cost level,
+# budget reading) and hold the same contracts on the same days, so a worker that runs them together prices those
+# once; small enough that the last chunk cannot hold the other workers up by more than a few runs.
+POOL_CHUNK = 4
 
 
 def worker_panel(data_dir: str):
@@ -54,12 +53,9 @@ def worker_panel(data_dir: str):
     return p
 
 
-def _init_worker(data_dir: str, bounds=None, done=None) -> None:
-    """A pool worker: quiet logging, the panel, and the shared block bounds and result queue of _run_pool."""
+def _init_worker(data_dir: str) -> None:
     import logging
 
-    global _BOUNDS, _DONE
-    _BOUNDS, _DONE = bounds, done
     logging.getLogger().setLevel(logging.WARNING)
     worker_panel(data_dir)
 
@@ -115,8 +111,8 @@ def _clock(seconds: float) -> str:
 def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: str, workers: int = 1,
               scheduler: str | None = None, progress: bool = True, desc: str = "runs",
               group: Callable[[dict], Hashable] | None = None) -> list[dict]:
-    """Results in task order. `group`: a local pool runs each run of consecutive tasks with the same group key
-    whole on one worker (tasks that price the same contracts: that worker prices them once)."""
+    """Results in task order. `group`: a local pool runs each run of consecutive tasks with the same group key as
+    one chunk on one worker (tasks that price the same contracts: that worker prices them once)."""
     if not tasks:
         return []
     if scheduler:
@@ -128,96 +124,45 @@ def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: s
                 out.append(fn(t, data_dir))
                 bar.update()
         return out
-    return _run_pool(fn, tasks, data_dir, workers, progress, desc, _blocks(tasks, group))
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    results: list[dict | None] = [None] * len(tasks)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(data_dir,)) as pool, Progress(len(tasks), desc, progress) as bar:
+        futs = {pool.submit(_run_pool_chunk, fn, tasks[i:j], data_dir): i for i, j in _pool_chunks(tasks, workers, group)}
+        for f in as_completed(futs):
+            chunk = f.result()
+            results[futs[f]:futs[f] + len(chunk)] = chunk
+            bar.update(len(chunk))
+    return results  # type: ignore[return-value]
 
 
-def _blocks(tasks: list[dict], group: Callable[[dict], Hashable] | None) -> list[tuple[int, int]]:
-    """[start, end) of each block a worker claims whole: one task, or one run of neighbouring tasks with the same
-    `group` key."""
+def _pool_chunks(tasks: list[dict], workers: int, group: Callable[[dict], Hashable] | None) -> list[tuple[int, int]]:
+    """[start, end) of each chunk: whole groups when `group` is given, else POOL_CHUNK tasks on large grids."""
     if group is None:
-        return [(i, i + 1) for i in range(len(tasks))]
+        size = POOL_CHUNK if len(tasks) >= 64 * workers else 1
+        return [(i, min(i + size, len(tasks))) for i in range(0, len(tasks), size)]
     keys = [group(t) for t in tasks]
     starts = [i for i in range(len(tasks)) if i == 0 or keys[i] != keys[i - 1]]
     return list(zip(starts, starts[1:] + [len(tasks)]))
 
 
-def _segments(n_blocks: int, workers: int) -> list[int]:
-    """Each worker's [front, back) of block indices, flattened: W contiguous segments of about equal length."""
-    cuts = [round(k * n_blocks / workers) for k in range(workers + 1)]
-    return [x for k in range(workers) for x in (cuts[k], cuts[k + 1])]
-
-
-def _claim(bounds, k: int) -> int | None:
-    """The next block for worker k: the front of its own segment, else the back of the segment with the most left
-    (its owner is furthest from it), else None. `bounds`: a shared array of [front, back) pairs, with a lock."""
-    with bounds.get_lock():
-        lo, hi = bounds[2 * k], bounds[2 * k + 1]
-        if lo < hi:
-            bounds[2 * k] = lo + 1
-            return lo
-        left = [bounds[2 * j + 1] - bounds[2 * j] for j in range(len(bounds) // 2)]
-        j = max(range(len(left)), key=left.__getitem__)
-        if left[j] <= 0:
-            return None
-        bounds[2 * j + 1] -= 1
-        return bounds[2 * j + 1]
-
-
-def _run_pool(fn, tasks, data_dir, workers, progress, desc, blocks) -> list[dict]:
-    """A local process pool in which worker k walks its own contiguous segment of the blocks and, done, takes
-    blocks from the back of the longest segment left. Neighbouring tasks share contracts and markets (a sweep
-    orders its configurations so), so each worker meets fewer contracts its own price cache has not seen than
-    when the workers take turns; finished tasks stream back through a queue for the progress line."""
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    workers = min(workers, len(blocks))
-    bounds = ctx.Array("q", _segments(len(blocks), workers))
-    done = ctx.Queue()
-    results: list[dict | None] = [None] * len(tasks)
-    got = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(data_dir, bounds, done)) as pool, Progress(len(tasks), desc, progress) as bar:
-        futs = [pool.submit(_run_segment, fn, tasks, blocks, data_dir, k) for k in range(workers)]
-        try:
-            while got < len(tasks):
-                try:
-                    i, r = done.get(timeout=0.5)
-                except queue.Empty:
-                    for f in futs:   # a worker's exception (or a dead worker) stops the run
-                        if f.done() and f.exception() is not None:
-                            raise f.exception()
-                    continue
-                results[i] = r
-                got += 1
-                bar.update()
-        except BaseException:
-            with bounds.get_lock():   # nothing more to claim: the workers stop after their current task
-                for j in range(0, len(bounds), 2):
-                    bounds[j] = bounds[j + 1]
-            raise
-    return results  # type: ignore[return-value]
-
-
-def _run_segment(fn: Callable[[dict, str], dict], tasks: list[dict], blocks: list[tuple[int, int]], data_dir: str,
-                 k: int) -> int:
-    n = 0
-    while (b := _claim(_BOUNDS, k)) is not None:
-        for i in range(*blocks[b]):
-            _DONE.put((i, fn(tasks[i], data_dir)))
-            _tidy_heap()
-            n += 1
-    return n
-
-
-def _tidy_heap() -> None:
-    """Between runs in a worker: collect the finished run's reference cycles, then freeze what survives (the
-    panel, the price cache) so the collector's full passes during the next runs do not walk it again."""
-    gc.collect()
-    gc.freeze()
-
-
 def _run_chunk(fn: Callable[[dict, str], dict], chunk: list[dict], data_dir: str) -> list[dict]:
     return [fn(t, data_dir) for t in chunk]
+
+
+def _run_pool_chunk(fn: Callable[[dict, str], dict], chunk: list[dict], data_dir: str) -> list[dict]:
+    """_run_chunk in a local pool worker, which lives for one run_tasks call: after each run the finished run's
+    reference cycles are collected and what survives (the panel, the price cache) frozen, so the collector's full
+    passes during later runs do not walk it again (2-3% of a sweep worker's time, and a smaller heap). Not done in
+    this process or a Dask worker, which live on: an object frozen there is never collected should it later
+    become part of a cycle."""
+    out = []
+    for t in chunk:
+        out.append(fn(t, data_dir))
+        gc.collect()
+        gc.freeze()
+    return out
 
 
 def _chunks(tasks: list[dict], n_workers: int) -> list[list[dict]]:

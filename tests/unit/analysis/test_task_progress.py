@@ -51,56 +51,23 @@ def _echo(task: dict, data_dir: str) -> dict:
     return {"id": task["id"], "pid": __import__("os").getpid()}
 
 
-def test_local_pool_gives_each_worker_a_contiguous_stretch_and_returns_task_order(monkeypatch):
-    monkeypatch.setattr(tasks, "_init_worker", _init_without_panel)   # no panel needed by _echo
-    items = [{"id": i} for i in range(41)]
+def test_local_pool_runs_large_grids_in_chunks_and_returns_task_order(monkeypatch):
+    monkeypatch.setattr(tasks, "_init_worker", lambda data_dir: None)   # no panel needed by _echo
+    items = [{"id": i} for i in range(64 * 2 + 7)]   # large enough to be chunked, and a short last chunk
     out = io.StringIO()
     monkeypatch.setattr(tasks.sys, "stderr", out)
     res = tasks.run_tasks(_echo, items, data_dir="-", workers=2, progress=True)
     assert [r["id"] for r in res] == list(range(len(items)))
     assert out.getvalue().splitlines()[-1].startswith(f"runs: {len(items)}/{len(items)} runs (100%)")
-    # each process ran neighbours: the front of its own half, and perhaps the back of the other half once its own
-    # was done (however the two processes raced), so at most two contiguous stretches of task ids each
-    by_pid: dict[int, list[int]] = {}
-    for r in res:
-        by_pid.setdefault(r["pid"], []).append(r["id"])
-    for ids in by_pid.values():
-        assert sum(1 for j, x in enumerate(ids) if j == 0 or x != ids[j - 1] + 1) <= 2, ids
-    assert len(by_pid) <= 2
+    # a chunk runs in one process: neighbours share a worker
+    for i in range(0, len(items) - 1, tasks.POOL_CHUNK):
+        assert len({r["pid"] for r in res[i:i + tasks.POOL_CHUNK]}) == 1
 
 
-def _init_without_panel(data_dir, bounds=None, done=None):
-    tasks._BOUNDS, tasks._DONE = bounds, done
-
-
-def test_claims_walk_the_own_segment_then_take_from_the_back_of_the_longest():
-    import multiprocessing as mp
-
-    bounds = mp.get_context().Array("q", tasks._segments(10, 2))
-    assert list(bounds) == [0, 5, 5, 10]
-    assert [tasks._claim(bounds, 0) for _ in range(5)] == [0, 1, 2, 3, 4]
-    assert tasks._claim(bounds, 1) == 5
-    assert [tasks._claim(bounds, 0) for _ in range(3)] == [9, 8, 7]   # worker 0 done: the back of worker 1's
-    assert tasks._claim(bounds, 1) == 6
-    assert tasks._claim(bounds, 1) is None and tasks._claim(bounds, 0) is None
-
-
-def test_a_failing_task_stops_the_pool_with_its_error(monkeypatch):
-    monkeypatch.setattr(tasks, "_init_worker", _init_without_panel)
-    with pytest.raises(ZeroDivisionError):
-        tasks.run_tasks(_fail_on_3, [{"id": i} for i in range(8)], data_dir="-", workers=2, progress=False)
-
-
-def _fail_on_3(task: dict, data_dir: str) -> dict:
-    if task["id"] == 3:
-        raise ZeroDivisionError("task 3")
-    return {"id": task["id"]}
-
-
-def test_local_pool_keeps_each_group_of_neighbouring_tasks_in_one_process(monkeypatch):
-    monkeypatch.setattr(tasks, "_init_worker", _init_without_panel)
+def test_local_pool_keeps_each_group_of_neighbouring_tasks_in_one_chunk(monkeypatch):
+    monkeypatch.setattr(tasks, "_init_worker", lambda data_dir: None)
     items = [{"id": i, "g": i // 5} for i in range(23)]   # groups of 5, a short last one
-    assert tasks._blocks(items, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    assert tasks._pool_chunks(items, 2, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
     res = tasks.run_tasks(_echo, items, data_dir="-", workers=2, progress=False, group=lambda t: t["g"])
     assert [r["id"] for r in res] == list(range(len(items)))
     for g in range(5):
