@@ -101,8 +101,10 @@ def chain_levels(data_dir, panel) -> pd.DataFrame:
     rows = []
     for path in list_option_files(data_dir):
         for snap in load_option_file(path):
-            if snap.underlying != "SPX" or snap.trade_date not in panel.daily.index:
+            if snap.underlying != "SPX":
                 continue
+            if snap.trade_date not in panel.daily.index:
+                raise ValueError(f"{path}: chain date {snap.trade_date.date()} has no index closes in the market panel")
             lv = snapshot_levels(snap, state_on(panel, snap.trade_date))
             if lv.empty:
                 continue
