@@ -138,13 +138,23 @@ def run_tasks(fn: Callable[[dict, str], dict], tasks: list[dict], *, data_dir: s
 
 
 def _pool_chunks(tasks: list[dict], workers: int, group: Callable[[dict], Hashable] | None) -> list[tuple[int, int]]:
-    """[start, end) of each chunk: whole groups when `group` is given, else POOL_CHUNK tasks on large grids."""
+    """[start, end) of each chunk: whole groups when `group` is given, else POOL_CHUNK tasks on large grids.
+    Groups that do not fill a last round of the pool (5 groups on 2 workers: the fifth) are cut into one piece per
+    worker, so no worker idles through a whole group at the end; each piece's worker then prices that group's
+    contracts itself (results do not depend on which worker priced what: the price cache is bit-identical)."""
+    n = len(tasks)
     if group is None:
-        size = POOL_CHUNK if len(tasks) >= 64 * workers else 1
-        return [(i, min(i + size, len(tasks))) for i in range(0, len(tasks), size)]
+        size = POOL_CHUNK if n >= 64 * workers else 1
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
     keys = [group(t) for t in tasks]
-    starts = [i for i in range(len(tasks)) if i == 0 or keys[i] != keys[i - 1]]
-    return list(zip(starts, starts[1:] + [len(tasks)]))
+    starts = [i for i in range(n) if i == 0 or keys[i] != keys[i - 1]]
+    bounds = list(zip(starts, starts[1:] + [n]))
+    extra = len(bounds) % workers
+    if not extra or len(bounds) < workers:
+        return bounds
+    lo = bounds[-extra][0]
+    step = -(-(n - lo) // workers)
+    return bounds[:-extra] + [(i, min(i + step, n)) for i in range(lo, n, step)]
 
 
 def _run_chunk(fn: Callable[[dict, str], dict], chunk: list[dict], data_dir: str) -> list[dict]:

@@ -66,9 +66,14 @@ def test_local_pool_runs_large_grids_in_chunks_and_returns_task_order(monkeypatc
 
 def test_local_pool_keeps_each_group_of_neighbouring_tasks_in_one_chunk(monkeypatch):
     monkeypatch.setattr(tasks, "_init_worker", lambda data_dir: None)
-    items = [{"id": i, "g": i // 5} for i in range(23)]   # groups of 5, a short last one
-    assert tasks._pool_chunks(items, 2, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    items = [{"id": i, "g": i // 5} for i in range(18)]   # groups of 5, a short last one: 4 groups on 2 workers
+    assert tasks._pool_chunks(items, 2, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 18)]
+    # 5 groups on 2 workers: the fifth would leave one worker idle to the end, so it is cut into one piece each
+    items = [{"id": i, "g": i // 5} for i in range(25)]
+    assert tasks._pool_chunks(items, 2, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23), (23, 25)]
+    assert tasks._pool_chunks(items, 3, lambda t: t["g"]) == [(0, 5), (5, 10), (10, 15), (15, 19), (19, 23), (23, 25)]
+    assert tasks._pool_chunks(items[:10], 4, lambda t: t["g"]) == [(0, 5), (5, 10)]   # fewer groups than workers
     res = tasks.run_tasks(_echo, items, data_dir="-", workers=2, progress=False, group=lambda t: t["g"])
     assert [r["id"] for r in res] == list(range(len(items)))
-    for g in range(5):
-        assert len({r["pid"] for r in res[5 * g:5 * g + 5]}) == 1   # a group ran in one process
+    for g in range(4):
+        assert len({r["pid"] for r in res[5 * g:5 * g + 5]}) == 1   # a whole group ran in one process
