@@ -145,3 +145,49 @@ def level_table(levels: pd.DataFrame, errors: pd.DataFrame, matched: pd.DataFram
     out["met_matched"] = [None if math.isnan(t) or math.isnan(f) else m <= t
                           for t, f, m in zip(out["target"], out["factor"], out["median_abs_matched"])]
     return out
+
+
+VVIX_ROOT = "VIX"        # VVIX is built from the standard (monthly) VIX options, not the weeklies
+
+
+def vix_chain_level(snap) -> float:
+    """A VIX option chain's own 30-day level in vol pts, built as VVIX is: the variance swap of the two standard
+    monthly expiries around 30 days (each on its own VX forward), total variance interpolated to 30 days. NaN for
+    a vol table (no prices) or without an expiry on each side of 30 days."""
+    from analysis.chain_iv import chain_forwards
+
+    q = snap.quotes
+    if "bid" not in q or q["bid"].isna().all():
+        return math.nan
+    fw = chain_forwards(snap)
+    fw = fw[fw["root"] == VVIX_ROOT].sort_values("T") if len(fw) else fw
+    pts = []
+    for f in fw.itertuples(index=False):
+        g = q[(q["expiry"] == f.expiry) & (q["root"] == f.root)]
+        vs = expiry_variance(g, float(f.F), float(f.T), float(f.r_impl))
+        if math.isfinite(vs):
+            pts.append((float(f.T), vs * vs * float(f.T)))
+    t30 = 30.0 / 365.0
+    near = [p for p in pts if p[0] <= t30]
+    far = [p for p in pts if p[0] > t30]
+    if not near or not far:
+        return math.nan
+    (t1, w1), (t2, w2) = near[-1], far[0]
+    return 100.0 * math.sqrt((w1 + (w2 - w1) * (t30 - t1) / (t2 - t1)) / t30)
+
+
+def vix_levels(data_dir, panel) -> pd.DataFrame:
+    """Per VIX option chain of analysis.vix_options: the VVIX close its quotes are scored with, the chain's own
+    30-day level (vix_chain_level) and `factor` = chain / VVIX (NaN where the chain has no prices)."""
+    from pathlib import Path
+
+    from adapters.data.chain_layouts import load_option_file
+    from analysis.vix_options import CHAINS
+
+    rows = []
+    for date, (name, which, vvix_day) in CHAINS.items():
+        snap = load_option_file(Path(data_dir) / "vix_option_chains" / name)[which]
+        vvix = float(panel.daily.loc[pd.Timestamp(vvix_day), "vvix_close"])
+        level = vix_chain_level(snap)
+        rows.append({"date": date, "vvix": vvix, "chain_level": level, "factor": level / vvix})
+    return pd.DataFrame(rows)

@@ -114,6 +114,7 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
     gaps = variance_swap_gaps(panel, pricing, s, e)
     vmk = vix_options.load_vix_market(data_dir, panel)
     verr = vix_options.errors(pricing.vix_option_params(), vmk)
+    vix_t = vix_chain_table(vmk, verr, chain_level.vix_levels(data_dir, panel), pricing)
     condors = condor_check.run_condor_check(data_dir, panel, pricing)
     res, cndr = replicas.run_cndr(panel, pricing, s, e)
     cstats = replicas.cndr_stats(res, cndr)
@@ -126,10 +127,21 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
         if quarters:
             sens = replicas.vxth_sensitivity(panel, pricing, quarters, s, e)
     v = Validation(s, e, pricing_source, etps, cross, errs, dates, level_t, buckets, spy_t, gaps,
-                   vix_options.per_chain(verr), vix_options.per_expiry(verr), verr, condors, cstats, q, vx, weights, sens)
+                   vix_t, vix_options.per_expiry(verr), verr, condors, cstats, q, vx, weights, sens)
     v.acceptance = acceptance(v)
     v.seconds = time.perf_counter() - t0
     return v
+
+
+def vix_chain_table(vmk: pd.DataFrame, verr: pd.DataFrame, levels: pd.DataFrame, pricing: PricingParams) -> pd.DataFrame:
+    """vix_options.per_chain, with each chain's own 30-day level (analysis.chain_level.vix_levels) and the calls'
+    median |error| when the chain's VVIX is scaled to that level (a diagnostic, as for the SPX chains)."""
+    factor = vmk["date"].map(dict(zip(levels["date"], levels["factor"]))).fillna(1.0)
+    matched = vix_options.per_chain(vix_options.errors(pricing.vix_option_params(), vmk.assign(vvix=vmk["vvix"] * factor)))
+    t = vix_options.per_chain(verr).merge(levels[["date", "chain_level", "factor"]], on="date", how="left")
+    t["calls_median_abs_matched"] = t["date"].map(dict(zip(matched["date"], matched["calls_median_abs"])))
+    t.loc[t["factor"].isna(), "calls_median_abs_matched"] = math.nan
+    return t
 
 
 def acceptance(v: Validation) -> list[dict]:
@@ -188,6 +200,13 @@ def acceptance(v: Validation) -> list[dict]:
         rows.append({"check": f"VIX options {r.date}: median |IV error|, 10-50 delta calls, 14-120 DTE (vol pts)",
                      "value": r.calls_median_abs, "target": f"<= {vix_options.TARGET:g}", "met": bool(r.met),
                      "window": f"VVIX {r.vvix:.1f}, bias {r.calls_bias:+.2f}"})
+    lv = v.vix_options[v.vix_options["factor"].notna()] if "factor" in v.vix_options else v.vix_options.iloc[:0]
+    if len(lv):
+        rows.append({"check": ("VIX options with each chain's VVIX scaled to the chain's own 30-day level (diagnostic, "
+                               "not replay): calls median |IV error| per chain (vol pts)"),
+                     "value": " / ".join(f"{r.date} {r.calls_median_abs_matched:.2f}" for r in lv.itertuples()),
+                     "target": "informational", "met": None,
+                     "window": ", ".join(f"{r.date} level {r.chain_level:.1f} vs VVIX {r.vvix:.2f}" for r in lv.itertuples())})
     if v.condors is not None:
         for r in v.condors.acceptance():
             rows.append({**r, "window": "2018-01-02..2018-02-28 (vendor EOD quotes)"})
