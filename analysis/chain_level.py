@@ -1,4 +1,5 @@
-"""Each real SPX chain's own volatility level against the index closes the surface is pinned to.
+"""Each real option chain's own volatility level against the index close its model is pinned to: SPX chains against
+the VIX family, VIX option chains against VVIX.
 
 The regime surface (engine.regime_surface) reproduces the day's VIX9D, VIX, VIX3M and VIX6M closes by construction
 (issue #9, acceptance 2). A chain's quotes carry a level of their own: each expiry's model-free variance swap, the
@@ -6,20 +7,21 @@ VIX formula applied to that expiry's quotes. Where a chain's level differs from 
 taken at another moment than the 4:15 pm index prints, or its mids sit elsewhere in wide markets), the surface
 cannot agree with both, and its error against that chain is partly this level gap, not its shape.
 
-Reported per date (`alvh validate`, docs/fidelity.md section 2c): the chain's level minus the index level at the
+Reported per date (`alvh validate`, docs/fidelity.md sections 2 and 2b): the chain's level minus the index level at the
 same expiries, and the surface's errors recomputed with the day's index levels scaled to the chain's own
 ("level-matched": same fitted shape, no refit). A diagnostic of where the errors come from, never an input to
 replay: a replay knows the index closes, not a chain it does not have.
 
 The variance swap per expiry follows the Cboe VIX white paper on one expiry: forward F from put-call parity
-(analysis.chain_iv.chain_forwards), K0 the highest strike at or below F quoted on both sides, out-of-the-money mids away from K0 (the
-mean of the put and call mids at K0), each side stopping after two consecutive zero bids;
+(analysis.chain_iv.chain_forwards), K0 the highest strike at or below F quoted on both sides, out-of-the-money mids
+away from K0 (the mean of the put and call mids at K0), each side stopping after two consecutive zero bids;
 sigma^2 = 2/T sum dK/K^2 e^{rT} Q(K) - (F/K0 - 1)^2 / T. A line with no quote at all (bid and ask both zero or
 missing: the vendor file's gaps) is skipped rather than read as a zero bid. Vol tables (no prices) have no level.
 """
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 
