@@ -223,3 +223,13 @@ def test_short_verdict_writes_every_output(data_dir, panel, tmp_path):
     assert "<img" in page and "src=\"plots/" not in page          # self-contained
     for p in out["plots"]:
         assert Path(p).stat().st_size > 10_000
+    # with 2 workers the episode charts are drawn by forked processes: the same files, byte for byte
+    from dataclasses import replace
+
+    from analysis.verdict_plots import write_plots
+
+    res.episodes = [res.episodes[0], replace(res.episodes[0], name="Mar 2020 again")]   # two charts to share out
+    serial = {p.name: p.read_bytes() for p in write_plots(res, tmp_path / "serial")}
+    res.meta["workers"] = 2
+    forked = {p.name: p.read_bytes() for p in write_plots(res, tmp_path / "forked")}
+    assert "episode_mar_2020_again.png" in forked and forked == serial
