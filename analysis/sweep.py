@@ -5,6 +5,11 @@ key); ``expand`` turns it into hedge configurations, each checked before anythin
 unhedged baseline once per cost level and every configuration (analysis.runs through analysis.tasks), and
 writes one row per configuration (Parquet and CSV): full-period CAGR/Sharpe/Calmar/max DD, hedge carry, and
 each episode's drawdown reduction vs the matching baseline.
+
+With `[sweep] surfaces` (or `--surfaces FILE`: a surface ensemble, as the verdict's) every configuration and
+baseline runs on every member's pricing: one row per configuration and surface (a `surface` column), and
+`sweep_surfaces.csv` with each configuration's spread over the surfaces (the lowest and highest mean reduction,
+and the named spikes where the claimed cut held on every surface). Without it the sweep prices as its config does.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from pydantic import (
 from analysis.config_files import load_model
 from analysis.episodes import episodes_in, load_episodes, reduction_pct
 from analysis.runs import make_task, run_task_safe
-from analysis.scenarios import INSTRUMENT_PRESETS, preset_layers
+from analysis.scenarios import INSTRUMENT_PRESETS, load_surfaces, preset_layers
 from analysis.tasks import run_tasks, worker_panel
 from config.errors import ConfigError, config_error
 from engine.params import Params
@@ -48,6 +53,7 @@ class SweepSection(Params):
     start: dt.date | None = None
     end: dt.date | None = None
     limit: int | None = Field(None, ge=1, description="run only the first N configurations")
+    surfaces: str | None = Field(None, description="a surface ensemble file: run every configuration on every member")
 
     @model_validator(mode="after")
     def _order(self):
@@ -192,21 +198,28 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
     configs = expand(spec, cfg.hedge)
     s0 = pd.Timestamp(start or spec.sweep.start or cfg.run.start)
     e0 = pd.Timestamp(end or spec.sweep.end or cfg.run.end)
+    cfg_dict = cfg.model_dump(mode="json")
+    members = load_surfaces(spec.sweep.surfaces, cfg_dict.get("pricing") or {}) if spec.sweep.surfaces else [None]
     panel = worker_panel(str(data_dir))   # every file is checked above, before the data is read
     episodes = episodes_in(epi_spec, named, panel.daily, s0, e0)
-    cfg_dict = cfg.model_dump(mode="json")
     base_tasks, cost_keys = [], sorted({c["cost_mult"] for c in configs})
-    for m in cost_keys:
-        c = copy.deepcopy(cfg_dict)
-        c["execution"] = scale_costs(c.get("execution"), m)
-        base_tasks.append(make_task(c, None, task_id=f"baseline@{m:g}", start=s0.date(), end=e0.date(),
-                                    episodes=episodes, meta={"baseline": m}))
-    tasks = []
-    for i, conf in enumerate(configs):
-        c = copy.deepcopy(cfg_dict)
-        c["execution"] = scale_costs(c.get("execution"), conf["cost_mult"])
-        tasks.append(make_task(c, conf["hedge"], task_id=f"cfg{i:05d}", start=s0.date(), end=e0.date(),
-                               episodes=episodes, meta={"index": i, "cost_mult": conf["cost_mult"]}))
+    tasks, todo = [], []
+    for k, member in enumerate(members):   # surface-major: a worker's price cache sees one pricing at a time
+        over = member.pricing if member is not None else None
+        at = "" if member is None else f"#{member.name}"
+        for m in cost_keys:
+            c = copy.deepcopy(cfg_dict)
+            c["execution"] = scale_costs(c.get("execution"), m)
+            base_tasks.append(make_task(c, None, task_id=f"baseline@{m:g}{at}", pricing_overrides=over,
+                                        start=s0.date(), end=e0.date(), episodes=episodes,
+                                        meta={"baseline": m, "surface": k}))
+        for i, conf in enumerate(configs):
+            c = copy.deepcopy(cfg_dict)
+            c["execution"] = scale_costs(c.get("execution"), conf["cost_mult"])
+            tasks.append(make_task(c, conf["hedge"], task_id=f"cfg{i:05d}", pricing_overrides=over, start=s0.date(),
+                                   end=e0.date(), episodes=episodes,
+                                   meta={"index": i, "cost_mult": conf["cost_mult"], "surface": k}))
+            todo.append((conf, member))
     t0 = time.perf_counter()
     results = run_tasks(run_task_safe, base_tasks + tasks, data_dir=str(data_dir), workers=workers,
                         scheduler=scheduler, progress=progress, desc="sweep")
@@ -214,14 +227,15 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
     for r in results[: len(base_tasks)]:
         if r.get("error"):
             raise RuntimeError(f"sweep baseline {r['id']} failed: {r['error']}\n{r.get('traceback', '')}")
-    base = {r["meta"]["baseline"]: r["metrics"] for r in results[: len(base_tasks)]}
+    base = {(r["meta"]["baseline"], r["meta"]["surface"]): r["metrics"] for r in results[: len(base_tasks)]}
     rows = []
-    for conf, r in zip(configs, results[len(base_tasks):]):
+    for (conf, member), r in zip(todo, results[len(base_tasks):]):
+        where = {} if member is None else {"surface": member.name}
         if r.get("error"):
-            rows.append({"config": r["id"], **conf["axes"], "error": r["error"]})
+            rows.append({"config": r["id"], **where, **conf["axes"], "error": r["error"]})
             continue
-        m, b = r["metrics"], base[conf["cost_mult"]]
-        row = {"config": r["id"], **conf["axes"], "cagr_pct": 100 * m["cagr"], "sharpe": m["sharpe"],
+        m, b = r["metrics"], base[(conf["cost_mult"], r["meta"]["surface"])]
+        row = {"config": r["id"], **where, **conf["axes"], "cagr_pct": 100 * m["cagr"], "sharpe": m["sharpe"],
                "calmar": m["calmar"], "max_dd_pct": 100 * m["max_drawdown"],
                "max_dd_unhedged_pct": 100 * b["max_drawdown"], "hedge_pnl": m["hedge_pnl"],
                "hedge_net_pct_yr": m["hedge_net_pct_yr"], "hedge_carry_pct_yr": m["hedge_carry_pct_yr"],
@@ -240,8 +254,9 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
                     "n_worse": int((s < 0).sum())})
         rows.append(row)
     table = pd.DataFrame(rows)
+    spread = surface_spread(table, episodes, epi_spec.claim.met) if len(members) > 1 else None
     n = len(base_tasks) + len(tasks)
-    info = {"configurations": len(tasks), "baseline_runs": len(base_tasks), "runs": n, "wall_seconds": round(wall, 1),
+    info = {"configurations": len(configs), "baseline_runs": len(base_tasks), "runs": n, "wall_seconds": round(wall, 1),
             "configs_per_minute": round(len(tasks) / wall * 60, 1) if wall > 0 else math.nan,
             "runs_per_minute": round(n / wall * 60, 1) if wall > 0 else math.nan,
             "workers": workers, "scheduler": scheduler or "", "cpu_count": os.cpu_count(),
@@ -257,4 +272,26 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
         except (ImportError, ValueError, OSError) as e:  # pragma: no cover - keep the CSV whatever happens
             info["parquet_error"] = str(e)
         (out / "sweep_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        if spread is not None:
+            spread.to_csv(out / "sweep_surfaces.csv", index=False, float_format="%.10g")
+    if spread is not None:
+        info["surfaces"] = [m.name for m in members]
+        table.attrs["surface_spread"] = spread
     return table, info
+
+
+def surface_spread(table: pd.DataFrame, episodes, met: float) -> pd.DataFrame:
+    """Per configuration run on several surfaces: its lowest, median and highest mean reduction over the named
+    spikes, and how many named spikes reached the claimed cut on every surface (and on any)."""
+    ok = table[table["error"].isna()] if "error" in table else table
+    named = [f"red_{ep.slug}" for ep in episodes if ep.source == "named" and f"red_{ep.slug}" in ok]
+    rows = []
+    for cfg_id, g in ok.groupby("config", sort=True):
+        held = g[named].ge(met)
+        rows.append({"config": cfg_id, "surfaces": len(g),
+                     "mean_reduction_min": g["mean_reduction_named"].min(),
+                     "mean_reduction_median": g["mean_reduction_named"].median(),
+                     "mean_reduction_max": g["mean_reduction_named"].max(),
+                     "n_met_every_surface": int(held.all().sum()), "n_met_some_surface": int(held.any().sum()),
+                     "hedge_carry_pct_yr_max": g["hedge_carry_pct_yr"].max()})
+    return pd.DataFrame(rows)

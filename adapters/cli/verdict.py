@@ -87,22 +87,30 @@ def cmd_sweep(args) -> int:
         spec = load_sweep(args.grid)
         if args.limit:
             spec.sweep.limit = args.limit
+        if args.surfaces:
+            spec.sweep.surfaces = args.surfaces
         table, info = run_sweep(spec, str(data_dir_for(args)), workers=_workers(args.workers),
                                 scheduler=args.scheduler, out=out, progress=not args.quiet,
                                 start=args.start, end=args.end)
     except ValueError as e:
         raise UserError(str(e)) from None
-    cols = [c for c in ("config", "thresholds", "weights", "reading", "instruments", "activation", "cost_mult",
+    cols = [c for c in ("config", "surface", "thresholds", "weights", "reading", "instruments", "activation", "cost_mult",
                         "mean_reduction_named", "n_exceeded", "n_met", "n_worse", "hedge_carry_pct_yr",
                         "max_dd_pct", "cagr_pct") if c in table]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print("Top 10 by mean drawdown reduction over the named episodes:")
         print(table.sort_values("mean_reduction_named", ascending=False)[cols].head(10).round(2).to_string(index=False))
+        spread = table.attrs.get("surface_spread")
+        if spread is not None:
+            print(f"\nOver the {len(info['surfaces'])} surfaces ({', '.join(info['surfaces'])}), top 10 by the lowest "
+                  "mean reduction (named spikes with the claimed cut on every surface / on any):")
+            print(spread.sort_values("mean_reduction_min", ascending=False).head(10).round(2).to_string(index=False))
     print(f"\n{info['configurations']} configurations + {info['baseline_runs']} baseline run(s) in "
           f"{info['wall_seconds']} s on {info['workers']} worker(s){' via ' + info['scheduler'] if info['scheduler'] else ''}: "
           f"{info['configs_per_minute']} configurations/minute, {info['mean_run_seconds']:.2f} s per run")
     if args.out:
-        print(f"wrote {args.out}/sweep.parquet, sweep.csv, sweep_info.json")
+        print(f"wrote {args.out}/sweep.parquet, sweep.csv, sweep_info.json"
+              + (", sweep_surfaces.csv" if table.attrs.get("surface_spread") is not None else ""))
     return 0
 
 
@@ -129,6 +137,8 @@ def register(sub) -> None:
     p.add_argument("--start", type=iso_date)
     p.add_argument("--end", type=iso_date)
     p.add_argument("--limit", type=positive_int, help="run only the first N configurations")
+    p.add_argument("--surfaces", help="surface ensemble file: run every configuration on every member "
+                                      "(e.g. config/surface_ensemble.toml; default: the config's pricing only)")
     p.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (runs there instead of locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -65,6 +65,38 @@ def test_sweep_in_a_local_process_pool(data_dir, panel, tmp_path):
     assert all(p["panel_loads"] <= 1 for p in pids)
 
 
+def test_sweep_over_surfaces(data_dir, panel, tmp_path):
+    """`[sweep] surfaces`: every configuration and baseline on every member. The first member (the config's own
+    pricing) reproduces the plain sweep row for row; the chains'-level member differs; sweep_surfaces.csv spans
+    both. A bad ensemble file stops the sweep before any data is read."""
+    import pandas as pd
+
+    from config.errors import ConfigError
+
+    tasks._PANELS[str(data_dir)] = panel
+    plain, _ = run_sweep(SweepSpec.model_validate(SMALL), str(data_dir), workers=1, progress=False)
+    spec = SweepSpec.model_validate({**SMALL, "sweep": {**SMALL["sweep"], "surfaces": "config/surface_chain_level.toml"}})
+    table, info = run_sweep(spec, str(data_dir), workers=2, out=tmp_path, progress=False)
+    assert len(table) == 8 and info["baseline_runs"] == 2 and info["surfaces"] == ["regime", "regime-chain-level"]
+    cols = ["config", "max_dd_pct", "red_mar_2020", "hedge_pnl", "cagr_pct"]
+    first = table[table["surface"] == "regime"].reset_index(drop=True)
+    assert first[cols].equals(plain[cols])
+    other = table[table["surface"] == "regime-chain-level"].reset_index(drop=True)
+    assert not other["hedge_pnl"].equals(first["hedge_pnl"])
+    spread = pd.read_csv(tmp_path / "sweep_surfaces.csv")
+    assert list(spread["config"]) == sorted(first["config"]) and (spread["surfaces"] == 2).all()
+    assert (spread["mean_reduction_min"] <= spread["mean_reduction_median"]).all()
+    assert (spread["mean_reduction_median"] <= spread["mean_reduction_max"]).all()
+    assert (spread["n_met_every_surface"] <= spread["n_met_some_surface"]).all()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[member]]\nname = "x"\nnote = "y"\n[member.pricing]\nspx_model = "nope"\n')
+    tasks._PANELS.clear()                    # nothing may be loaded before the file is refused
+    with pytest.raises(ConfigError, match="bad.toml"):
+        run_sweep(SweepSpec.model_validate({**SMALL, "sweep": {**SMALL["sweep"], "surfaces": str(bad)}}),
+                  str(data_dir), workers=1, progress=False)
+    assert str(data_dir) not in tasks._PANELS
+
+
 def test_sweep_on_a_dask_cluster_loads_the_panel_once_per_worker(data_dir, tmp_path):
     distributed = pytest.importorskip("distributed")
     tasks._PANELS.clear()
