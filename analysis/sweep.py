@@ -264,6 +264,9 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
             "mean_run_seconds": float(pd.Series([r["metrics"]["wall_seconds"] for r in results
                                                  if r.get("metrics")]).mean()),
             "start": str(s0.date()), "end": str(e0.date())}
+    if spread is not None:
+        info["surfaces"] = [m.name for m in members]
+        table.attrs["surface_spread"] = spread
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "sweep.csv", index=False, float_format="%.10g")
@@ -274,9 +277,6 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
         (out / "sweep_info.json").write_text(json.dumps(info, indent=2) + "\n")
         if spread is not None:
             spread.to_csv(out / "sweep_surfaces.csv", index=False, float_format="%.10g")
-    if spread is not None:
-        info["surfaces"] = [m.name for m in members]
-        table.attrs["surface_spread"] = spread
     return table, info
 
 

@@ -83,6 +83,7 @@ def test_sweep_over_surfaces(data_dir, panel, tmp_path):
     assert first[cols].equals(plain[cols])
     other = table[table["surface"] == "regime-chain-level"].reset_index(drop=True)
     assert not other["hedge_pnl"].equals(first["hedge_pnl"])
+    assert json.loads((tmp_path / "sweep_info.json").read_text())["surfaces"] == info["surfaces"]
     spread = pd.read_csv(tmp_path / "sweep_surfaces.csv")
     assert list(spread["config"]) == sorted(first["config"]) and (spread["surfaces"] == 2).all()
     assert (spread["mean_reduction_min"] <= spread["mean_reduction_median"]).all()
