@@ -266,7 +266,6 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
             "start": str(s0.date()), "end": str(e0.date())}
     if spread is not None:
         info["surfaces"] = [m.name for m in members]
-        table.attrs["surface_spread"] = spread
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "sweep.csv", index=False, float_format="%.10g")
@@ -277,6 +276,8 @@ def run_sweep(spec: SweepSpec, data_dir: str, *, workers: int = 1, scheduler: st
         (out / "sweep_info.json").write_text(json.dumps(info, indent=2) + "\n")
         if spread is not None:
             spread.to_csv(out / "sweep_surfaces.csv", index=False, float_format="%.10g")
+    if spread is not None:   # after the Parquet file: pandas writes attrs into its metadata as JSON
+        table.attrs["surface_spread"] = spread
     return table, info
 
 
