@@ -69,29 +69,32 @@ def expiry_variance(quotes: pd.DataFrame, F: float, T: float, r: float) -> float
     return math.sqrt(var) if var > 0 else math.nan
 
 
-def snapshot_levels(snap, state) -> pd.DataFrame:
-    """Per expiry (and root) of one SPX snapshot with DTE_RANGE days to go: the chain's variance-swap vol and the
-    index level at the same T (total variance linear between the index tenors, engine.regime_surface), in vol pts."""
+def expiry_levels(snap, keep=lambda f: True) -> list[tuple]:
+    """(forward row of analysis.chain_iv.chain_forwards, variance-swap vol) of each expiry (and root) of a priced
+    snapshot that `keep` accepts and that has a level; none for a vol table."""
     from analysis.chain_iv import chain_forwards
 
     q = snap.quotes
     if "bid" not in q or q["bid"].isna().all():
-        return pd.DataFrame()
-    fw = chain_forwards(snap)
-    if fw.empty:
-        return pd.DataFrame()
-    pts = index_term_points(state)
-    rows = []
-    for f in fw.itertuples(index=False):
-        if not (DTE_RANGE[0] <= f.dte <= DTE_RANGE[1]) or not math.isfinite(f.F):
+        return []
+    out = []
+    for f in chain_forwards(snap).itertuples(index=False):
+        if not math.isfinite(f.F) or not keep(f):
             continue
-        g = q[(q["expiry"] == f.expiry) & (q["root"] == f.root)]
-        vs = expiry_variance(g, float(f.F), float(f.T), float(f.r_impl))
-        idx = math.sqrt(index_variance(pts, float(f.T)) / float(f.T))
+        vs = expiry_variance(q[(q["expiry"] == f.expiry) & (q["root"] == f.root)], float(f.F), float(f.T),
+                             float(f.r_impl))
         if math.isfinite(vs):
-            rows.append({"expiry": f.expiry, "root": f.root, "dte": int(f.dte), "chain_vol": vs * 100.0,
-                         "index_vol": idx * 100.0})
-    return pd.DataFrame(rows)
+            out.append((f, vs))
+    return out
+
+
+def snapshot_levels(snap, state) -> pd.DataFrame:
+    """Per expiry (and root) of one SPX snapshot with DTE_RANGE days to go: the chain's variance-swap vol and the
+    index level at the same T (total variance linear between the index tenors, engine.regime_surface), in vol pts."""
+    pts = index_term_points(state)
+    return pd.DataFrame([{"expiry": f.expiry, "root": f.root, "dte": int(f.dte), "chain_vol": vs * 100.0,
+                          "index_vol": math.sqrt(index_variance(pts, float(f.T)) / float(f.T)) * 100.0}
+                         for f, vs in expiry_levels(snap, lambda f: DTE_RANGE[0] <= f.dte <= DTE_RANGE[1])])
 
 
 def chain_levels(data_dir, panel) -> pd.DataFrame:
@@ -156,19 +159,7 @@ def vix_chain_level(snap) -> float:
     """A VIX option chain's own 30-day level in vol pts, built as VVIX is: the variance swap of the two standard
     monthly expiries around 30 days (each on its own VX forward), total variance interpolated to 30 days. NaN for
     a vol table (no prices) or without an expiry on each side of 30 days."""
-    from analysis.chain_iv import chain_forwards
-
-    q = snap.quotes
-    if "bid" not in q or q["bid"].isna().all():
-        return math.nan
-    fw = chain_forwards(snap)
-    fw = fw[fw["root"] == VVIX_ROOT].sort_values("T") if len(fw) else fw
-    pts = []
-    for f in fw.itertuples(index=False):
-        g = q[(q["expiry"] == f.expiry) & (q["root"] == f.root)]
-        vs = expiry_variance(g, float(f.F), float(f.T), float(f.r_impl))
-        if math.isfinite(vs):
-            pts.append((float(f.T), vs * vs * float(f.T)))
+    pts = sorted((float(f.T), vs * vs * float(f.T)) for f, vs in expiry_levels(snap, lambda f: f.root == VVIX_ROOT))
     t30 = 30.0 / 365.0
     near = [p for p in pts if p[0] <= t30]
     far = [p for p in pts if p[0] > t30]
