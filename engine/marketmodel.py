@@ -53,6 +53,9 @@ class PricingParams(Params):
         if vo.contango_min > vo.contango_max:   # the clip would then pin every state to contango_max
             raise ValueError(f"pricing.vix_options.contango_min ({vo.contango_min:g}) is above contango_max "
                              f"({vo.contango_max:g})")
+        scale = self.spx_surface.get("level_scale", 1.0)
+        if not scale > 0:   # a zero level has no surface: the theta solve would fail mid-replay
+            raise ValueError(f"pricing.spx_surface.level_scale must be above 0 (got {scale:g})")
         return self
 
     def skew(self) -> SkewParams:

@@ -38,6 +38,8 @@ CASES = {
     "pricing-skew": ("[pricing.spx_skew]\nslope = 'steep'\n", "pricing.spx_skew.slope: input should be a valid number"),
     "pricing-vix-contango": ("[pricing.vix_options]\ncontango_min = 0.2\ncontango_max = 0.1\n",
                              "pricing: pricing.vix_options.contango_min (0.2) is above contango_max (0.1)"),
+    "pricing-level-scale": ("[pricing.spx_surface]\nlevel_scale = 0\n",
+                            "pricing: pricing.spx_surface.level_scale must be above 0 (got 0)"),
     "execution": ("[execution]\nfill_timing = 'whenever'\n", "execution.fill_timing: input should be"),
     "execution-costs": ("[execution.costs]\nspx_option = -1\n", "execution.costs.spx_option: input should be greater"),
     "margin": ("[margin]\nvx_margin_fraction = 2\n", "margin.vx_margin_fraction: input should be less than"),
