@@ -129,11 +129,30 @@ def simulator_value(model, c: Condor) -> float:
     return float(m[1] + m[2] - m[0] - m[3])
 
 
+def quote_instant_spx(model, snap, expiry: pd.Timestamp) -> float:
+    """The SPX level at the instant of the day's option quotes: the 4:00 pm close moved by the ratio of the
+    expiry's parity forward (analysis.chain_iv) to the model's own forward for it. The vendor's end-of-day quotes
+    are later than the index close (SPXW trades to 4:15 pm); near expiry the put-call spreads move point for point
+    with that gap, which no surface can absorb. NaN without a parity forward."""
+    from analysis.chain_iv import chain_forwards
+    from engine.instruments import spx_option
+
+    fw = chain_forwards(snap)
+    fw = fw[fw["expiry"] == expiry] if len(fw) else fw
+    if not len(fw):
+        return math.nan
+    T = model.years_to(spx_option(expiry.date(), 1.0, "C", "SPXW"))
+    return model.snapshot.quotes.spx * float(fw["F"].iloc[0]) / float(model.surface.forward(T))
+
+
 def mark_condors(condors: list[Condor], snaps, panel, pricing) -> pd.DataFrame:
-    """One row per condor and session from entry to the last session before expiry: real and simulated value."""
+    """One row per condor and session from entry to the last session before expiry: real and simulated value, and
+    the simulated value with the index at the quotes' instant (`sim_quote_spx`, a diagnostic: replay marks at the
+    4:00 pm close)."""
     from analysis.spx_surface import close_snapshot_model
 
     models: dict[pd.Timestamp, object] = {}
+    moved: dict[tuple, object] = {}
     mids: dict[tuple, dict] = {}
     rows = []
     for c in condors:
@@ -142,12 +161,18 @@ def mark_condors(condors: list[Condor], snaps, panel, pricing) -> pd.DataFrame:
                 models[day] = close_snapshot_model(panel, day, pricing)
             if (day, c.expiry) not in mids:
                 mids[(day, c.expiry)] = real_mids(snaps[day], c.expiry)
+                spx = quote_instant_spx(models[day], snaps[day], c.expiry)
+                moved[(day, c.expiry)] = (spx, None if math.isnan(spx) else close_snapshot_model(panel, day, pricing, spx=spx))
+            spx, at_quotes = moved[(day, c.expiry)]
             rows.append({"condor": c.name, "group": c.group, "short_delta": c.short_delta, "entry": c.entry,
                          "date": day, "credit": c.credit, "max_loss": c.max_loss,
                          "real": condor_value(mids[(day, c.expiry)], c.strikes),
-                         "sim": simulator_value(models[day], c)})
+                         "sim": simulator_value(models[day], c),
+                         "spx_close": models[day].snapshot.quotes.spx, "spx_quotes": spx,
+                         "sim_quote_spx": math.nan if at_quotes is None else simulator_value(at_quotes, c)})
     m = pd.DataFrame(rows)
     m["err_pct_max_loss"] = (m["sim"] - m["real"]) / m["max_loss"] * 100.0
+    m["err_quote_spx_pct"] = (m["sim_quote_spx"] - m["real"]) / m["max_loss"] * 100.0
     return m
 
 
@@ -173,6 +198,7 @@ def summarise(marks: pd.DataFrame) -> pd.DataFrame:
         at = g[g["date"] == pnl_day]
         stop_real, stop_sim = _stop_day(g, "real", credit_real), _stop_day(g, "sim", credit_real)
         stop_own = _stop_day(g, "sim", credit_sim)
+        stop_q = _stop_day(g, "sim_quote_spx", credit_real)
         rows.append({"condor": name, "group": g["group"].iloc[0], "short_delta": g["short_delta"].iloc[0],
                      "entry": g["entry"].iloc[0].date(), "credit_real": credit_real, "credit_sim": credit_sim,
                      "max_loss": float(g["max_loss"].iloc[0]), "days": len(g), "days_unmarked": int(g["real"].isna().sum()),
@@ -183,7 +209,11 @@ def summarise(marks: pd.DataFrame) -> pd.DataFrame:
                      "stop_sim": None if pd.isna(stop_sim) else stop_sim.date(),
                      "same_stop": _same(stop_real, stop_sim),
                      "stop_sim_own_credit": None if pd.isna(stop_own) else stop_own.date(),
-                     "same_stop_own_credit": _same(stop_real, stop_own)})
+                     "same_stop_own_credit": _same(stop_real, stop_own),
+                     "spx_gap_max": float((g["spx_quotes"] - g["spx_close"]).abs().max()),
+                     "worst_err_quote_spx_pct": float(g["err_quote_spx_pct"].abs().max()),
+                     "stop_sim_quote_spx": None if pd.isna(stop_q) else stop_q.date(),
+                     "same_stop_quote_spx": _same(stop_real, stop_q)})
     return pd.DataFrame(rows)
 
 
@@ -201,6 +231,9 @@ class CondorCheck:
         same = int(feb["same_stop"].sum())
         same_own = int(feb["same_stop_own_credit"].sum())
         spurious = jan[jan["stop_sim"].notna() & jan["stop_real"].isna()]
+        spurious_q = jan[jan["stop_sim_quote_spx"].notna() & jan["stop_real"].isna()]
+        eq = m["err_quote_spx_pct"].abs()
+        same_q = int(feb["same_stop_quote_spx"].sum())
         return [
             {"check": "Feb 2018 condors: median daily |mark error| (% of max loss), all condors and days", "value": med,
              "target": f"<= {TARGET_MEDIAN:g}", "met": med <= TARGET_MEDIAN},
@@ -212,6 +245,12 @@ class CondorCheck:
              "value": f"{same_own}/{len(feb)}", "target": "informational", "met": None},
             {"check": "January control: simulated stops where real marks never stop", "value": len(spurious),
              "target": "0", "met": len(spurious) == 0},
+            {"check": ("Simulator with the SPX at the quotes' instant (each expiry's parity forward; diagnostic, not "
+                       "replay): median / worst |mark error| (% of max loss); Feb same stop day; January spurious stops"),
+             "value": f"{eq.median():.2f} / {eq.max():.2f}; {same_q}/{len(feb)}; {len(spurious_q)}",
+             "target": "informational", "met": None,
+             "window": (f"SPX close vs the quotes' instant: median |gap| {(m['spx_quotes'] - m['spx_close']).abs().median():.2f} "
+                        f"pt, largest {(m['spx_quotes'] - m['spx_close']).abs().max():.2f}")},
         ]
 
 

@@ -26,9 +26,10 @@ STRESS_VIX, CALM_VIX = 25.0, 20.0
 CALM_SUBSET_DATES = ("2023-08-18", "2023-09-14", "2024-01-05")   # issue #4's acceptance subset
 
 
-def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0) -> MarketModel:
+def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0, spx: float | None = None) -> MarketModel:
     """The MarketModel replay builds at the close of `date` (same quotes, same pricing code); `level` scales the
-    day's index levels (analysis.chain_level's level-matched diagnostic; 1: as replay)."""
+    day's index levels (analysis.chain_level's level-matched diagnostic; 1: as replay); `spx` replaces the 4:00 pm
+    SPX close (analysis.condor_check's quote-instant marks; None: as replay)."""
     from dataclasses import replace
 
     from adapters.sim.replay import HistoricalReplay
@@ -37,6 +38,8 @@ def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0
     replay = HistoricalReplay(panel, day, day)
     i = replay._first
     close = list(replay.snapshots_for(i))[-1]
+    if spx is not None:
+        close = replace(close, quotes=replace(close.quotes, spx=float(spx)))
     if level != 1.0:
         q = close.quotes
         close = replace(close, quotes=replace(q, vix=q.vix * level, vix9d=q.vix9d * level, vix3m=q.vix3m * level,

@@ -209,7 +209,7 @@ def acceptance(v: Validation) -> list[dict]:
                      "window": ", ".join(f"{r.date} level {r.chain_level:.1f} vs VVIX {r.vvix:.2f}" for r in lv.itertuples())})
     if v.condors is not None:
         for r in v.condors.acceptance():
-            rows.append({**r, "window": "2018-01-02..2018-02-28 (vendor EOD quotes)"})
+            rows.append({"window": "2018-01-02..2018-02-28 (vendor EOD quotes)", **r})
     q = v.vxth_quarterly
     if q is not None:
         for k, (pub, spx_pub) in replicas.VXTH_PUBLISHED.items():
