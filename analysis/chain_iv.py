@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -50,7 +51,22 @@ def quote_instant(chain) -> dt.datetime:
 NEAR = {"SPX": 0.04, "SPY": 0.04, "VIX": 0.3}
 
 
+# chain -> {(near, min_pairs): forwards}. Snapshots are immutable and shared (adapters.data.chain_layouts parses
+# each file once per process); `alvh validate` asks for the same snapshot's forwards from four analyses.
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def chain_forwards(chain, *, near: float | None = None, min_pairs: int = 4) -> pd.DataFrame:
+    """chain's parity forwards (_parity_forwards), computed once per snapshot and arguments; each call returns its
+    own copy."""
+    memo = _FORWARDS.setdefault(chain, {})
+    key = (near, min_pairs)
+    if key not in memo:
+        memo[key] = _parity_forwards(chain, near=near, min_pairs=min_pairs)
+    return memo[key].copy()
+
+
+def _parity_forwards(chain, *, near: float | None = None, min_pairs: int = 4) -> pd.DataFrame:
     """Forward F and discount factor D for each (expiry, root) with at least one day to expiry.
 
     Files that state a forward: F is that forward, D = exp(-r T) with r from the nearest parity fit (or 0).

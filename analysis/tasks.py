@@ -101,6 +101,31 @@ class Progress:
             self._bar.close()
 
 
+_FORKED: list[Callable[[], Any]] = []   # the jobs run_forked's workers run (inherited through fork, never pickled)
+
+
+def _call_forked(i: int) -> Any:
+    return _FORKED[i]()
+
+
+def run_forked(jobs: list[Callable[[], Any]], workers: int | None = None) -> list:
+    """Each job's result, in order. With more than one worker (default: the machine's cores) and fork available,
+    forked processes run the jobs: they inherit what the jobs read (the panel, a verdict's results) instead of
+    pickling it; only the results come back pickled. Otherwise the jobs run here, one after another. For a few
+    independent pieces of a report (its charts, `alvh validate`'s chain and replay checks), not for grids of runs
+    (run_tasks)."""
+    cores = os.cpu_count() or 1
+    workers = min(cores if workers is None else workers, cores, len(jobs))
+    if workers < 2 or "fork" not in mp.get_all_start_methods() or _FORKED:
+        return [job() for job in jobs]
+    _FORKED[:] = jobs
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            return pool.map(_call_forked, range(len(jobs)), chunksize=1)
+    finally:
+        _FORKED.clear()
+
+
 def _clock(seconds: float) -> str:
     if math.isnan(seconds):   # no rate yet
         return "?"

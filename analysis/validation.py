@@ -12,10 +12,12 @@ import math
 import time
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
 
 import pandas as pd
 
 from analysis import chain_level, condor_check, etp_tracking, replicas, spx_surface, vix_options
+from analysis.tasks import run_forked
 from config.settings import CONFIG_DIR, deep_merge, load_config
 from engine.marketmodel import PricingParams
 
@@ -89,14 +91,24 @@ def _window(args_start, args_end, lo=FULL_START, hi=FULL_END) -> tuple[str, str]
 
 def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_source="<defaults>",
                    sensitivity: bool = True) -> Validation:
-    from analysis.chain_iv import market_table
-    from analysis.surface_fit import FIT_DATES
-
+    """Every check, in two independent halves run side by side where there are two cores (analysis.tasks.run_forked):
+    the real option chains (parsing every file, the SPX surface, chain levels, VIX options, the Feb 2018 condors;
+    ~18 s) and the replays (ETP blends, variance swap vs VIX, CNDR, VXTH and its sensitivity; ~15 s)."""
     t0 = time.perf_counter()
     pricing = pricing or PricingParams()
     s, e = _window(start, end)
-    etps = etp_tracking.etp_comparisons(panel, start if start else None, e)
-    cross = etp_tracking.etp_crosscheck(panel)
+    chains, replays = run_forked([partial(_chain_checks, panel, data_dir, pricing),
+                                  partial(_replay_checks, panel, pricing, start, s, e, sensitivity)])
+    v = Validation(start=s, end=e, pricing_source=pricing_source, **chains, **replays)
+    v.acceptance = acceptance(v)
+    v.seconds = time.perf_counter() - t0
+    return v
+
+
+def _chain_checks(panel, data_dir, pricing: PricingParams) -> dict:
+    from analysis.chain_iv import market_table
+    from analysis.surface_fit import FIT_DATES
+
     market = market_table(data_dir)
     errs = spx_surface.all_errors(market, panel, pricing, FIT_DATES)
     spx = errs[errs["und"] == "SPX"]
@@ -111,11 +123,19 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
     spy = spy[spy["abs_delta"].between(*spx_surface.DELTA_RANGE)]
     spy_t = (spy.groupby("date").agg(n=("iv_err", "size"), median_abs=("iv_err", lambda x: x.abs().median()),
                                      bias=("iv_err", "median")).reset_index() if len(spy) else pd.DataFrame())
-    gaps = variance_swap_gaps(panel, pricing, s, e)
     vmk = vix_options.load_vix_market(data_dir, panel)
     verr = vix_options.errors(pricing.vix_option_params(), vmk)
     vix_t = vix_chain_table(vmk, verr, chain_level.vix_levels(data_dir, panel), pricing)
     condors = condor_check.run_condor_check(data_dir, panel, pricing)
+    return {"surface_errors": errs, "surface_dates": dates, "chain_levels": level_t, "surface_buckets": buckets,
+            "spy_shape": spy_t, "vix_options": vix_t, "vix_expiries": vix_options.per_expiry(verr), "vix_errors": verr,
+            "condors": condors}
+
+
+def _replay_checks(panel, pricing: PricingParams, start, s, e, sensitivity: bool) -> dict:
+    etps = etp_tracking.etp_comparisons(panel, start if start else None, e)
+    cross = etp_tracking.etp_crosscheck(panel)
+    gaps = variance_swap_gaps(panel, pricing, s, e)
     res, cndr = replicas.run_cndr(panel, pricing, s, e)
     cstats = replicas.cndr_stats(res, cndr)
     _, vx = replicas.run_vxth(panel, pricing, s, e)
@@ -126,11 +146,8 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
         quarters = sorted(set(replicas.payoff_quarters(q)) | {k for k in replicas.VXTH_PUBLISHED if pd.Period(k) in q.index})
         if quarters:
             sens = replicas.vxth_sensitivity(panel, pricing, quarters, s, e)
-    v = Validation(s, e, pricing_source, etps, cross, errs, dates, level_t, buckets, spy_t, gaps,
-                   vix_t, vix_options.per_expiry(verr), verr, condors, cstats, q, vx, weights, sens)
-    v.acceptance = acceptance(v)
-    v.seconds = time.perf_counter() - t0
-    return v
+    return {"etps": etps, "crosscheck": cross, "vs_vix": gaps, "cndr": cstats, "vxth_quarterly": q,
+            "vxth_strategy": vx, "vxth_weights": weights, "sensitivity": sens}
 
 
 def vix_chain_table(vmk: pd.DataFrame, verr: pd.DataFrame, levels: pd.DataFrame, pricing: PricingParams) -> pd.DataFrame:

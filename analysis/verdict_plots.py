@@ -4,9 +4,8 @@ activations over VIX, and one chart per episode."""
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -18,6 +17,7 @@ from matplotlib.patches import Patch
 from analysis.episodes import HELD_EVERY, HELD_NONE, HELD_SOME, NOT_SCORED, WORSE_EVERY
 from analysis.figures import plt, save
 from analysis.tables import num
+from analysis.tasks import run_forked
 
 # one colour per scenario, stable across plots
 COLORS = {
@@ -255,40 +255,14 @@ def plot_reductions(res, path: Path) -> Path:
 
 def write_plots(res, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
     if not res.curves:
-        return paths
-    paths.append(plot_reductions(res, out / "reductions.png"))
-    paths.append(plot_full(res, out / "equity_full.png"))
+        return []
+    jobs = [partial(plot_reductions, res, out / "reductions.png"), partial(plot_full, res, out / "equity_full.png")]
     if res.activity is not None and len(res.activity):
-        paths.append(plot_activations(res, out / "activations.png"))
+        jobs.append(partial(plot_activations, res, out / "activations.png"))
     shown = [n for n in ("unhedged", res.meta.get("default_scenario", "alvh"), "alvh_vega", "alvh_equity",
                          "alvh_contracts", "static", "vxth", "spx_puts") if n in res.curves]
-    jobs = [(ep, out / f"episode_{ep.slug}.png", list(dict.fromkeys(shown))) for ep in res.episodes]
-    return paths + _episode_plots(res, jobs, int(res.meta.get("workers") or 1))
-
-
-_FORKED: dict = {}   # the result the forked plot workers read (inherited, never pickled)
-
-
-def _plot_job(i: int) -> Path:
-    res, jobs = _FORKED["res"], _FORKED["jobs"]
-    ep, path, shown = jobs[i]
-    return plot_episode(res, ep, path, shown)
-
-
-def _episode_plots(res, jobs: list, workers: int) -> list[Path]:
-    """One chart per episode: ~0.3 s each, 19 of them in a default verdict. With more than one worker and fork
-    available they are drawn by that many forked processes, which inherit the result instead of pickling it
-    (the PNGs are the same bytes either way)."""
-    workers = min(workers, os.cpu_count() or 1, len(jobs))
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
-        return [plot_episode(res, ep, path, shown) for ep, path, shown in jobs]
-    _FORKED.update(res=res, jobs=jobs)
-    try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            return pool.map(_plot_job, range(len(jobs)), chunksize=1)
-    finally:
-        _FORKED.clear()
-
-
+    shown = list(dict.fromkeys(shown))
+    jobs += [partial(plot_episode, res, ep, out / f"episode_{ep.slug}.png", shown) for ep in res.episodes]
+    # ~0.3 s a chart, 22 in a default verdict: drawn on the run's workers
+    return run_forked(jobs, int(res.meta.get("workers") or 1))

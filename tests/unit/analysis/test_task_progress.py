@@ -77,3 +77,29 @@ def test_local_pool_keeps_each_group_of_neighbouring_tasks_in_one_chunk(monkeypa
     assert [r["id"] for r in res] == list(range(len(items)))
     for g in range(4):
         assert len({r["pid"] for r in res[5 * g:5 * g + 5]}) == 1   # a whole group ran in one process
+
+
+def _pid_and(x):
+    import os
+
+    return os.getpid(), x
+
+
+def test_run_forked_returns_results_in_order_from_forked_workers(monkeypatch):
+    """Jobs close over unpicklable state (a lambda, a lock) and still run in forked processes; results come back in
+    job order; one worker, or a call from inside a forked job, runs them here."""
+    import os
+    import threading
+    from functools import partial
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    lock = threading.Lock()   # cannot be pickled: the jobs must be inherited, not sent
+    jobs = [partial(_pid_and, (i, lock is not None, (lambda y: y * y)(i))) for i in range(5)]
+    got = tasks.run_forked(jobs)
+    assert [x for _, x in got] == [(i, True, i * i) for i in range(5)]
+    assert os.getpid() not in {pid for pid, _ in got}
+    here = tasks.run_forked(jobs, workers=1)
+    assert {pid for pid, _ in here} == {os.getpid()} and [x for _, x in here] == [x for _, x in got]
+    nested = tasks.run_forked([lambda: tasks.run_forked([partial(_pid_and, 1), partial(_pid_and, 2)])] * 2)
+    for inner in nested:                       # each nested call ran inside its (daemonic) forked worker
+        assert len({pid for pid, _ in inner}) == 1 and [x for _, x in inner] == [1, 2]
