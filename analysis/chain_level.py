@@ -8,8 +8,9 @@ taken at another moment than the 4:15 pm index prints, or its mids sit elsewhere
 cannot agree with both, and its error against that chain is partly this level gap, not its shape.
 
 Reported per date (`alvh validate`, docs/fidelity.md sections 2 and 2b): the chain's level minus the index level at the
-same expiries, and the surface's errors recomputed with the day's index levels scaled to the chain's own
-("level-matched": same fitted shape, no refit). A diagnostic of where the errors come from, never an input to
+same expiries, and the surface's errors recomputed with the surface's level scaled to the chain's own
+("level-matched": pricing.spx_surface.level_scale = the date's factor, the same fitted shape, no refit; what
+config/surface_chain_level.toml does for a whole replay). A diagnostic of where the errors come from, never an input to
 replay: a replay knows the index closes, not a chain it does not have.
 
 The variance swap per expiry follows the Cboe VIX white paper on one expiry: forward F from put-call parity
@@ -134,8 +135,8 @@ def inside_quote(err: pd.DataFrame) -> pd.Series:
 
 def level_table(levels: pd.DataFrame, errors: pd.DataFrame, matched: pd.DataFrame) -> pd.DataFrame:
     """Per SPX chain date: the surface's per-date figures (analysis.spx_surface.per_date) as replay prices, the chain's
-    level gap, the same figures level-matched (`matched`: the errors recomputed with each date's indices scaled by its
-    factor) and the share of 3-10 delta puts the model prices within the quoted bid and ask."""
+    level gap, the same figures level-matched (`matched`: the errors recomputed with each date's surface level scaled
+    by its factor) and the share of 3-10 delta puts the model prices within the quoted bid and ask."""
     from analysis.spx_surface import DELTA_RANGE, per_date
 
     base = per_date(errors)[["date", "sample", "vix", "median_abs", "put_3_10_abs", "target", "met"]]

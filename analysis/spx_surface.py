@@ -26,10 +26,9 @@ STRESS_VIX, CALM_VIX = 25.0, 20.0
 CALM_SUBSET_DATES = ("2023-08-18", "2023-09-14", "2024-01-05")   # issue #4's acceptance subset
 
 
-def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0, spx: float | None = None) -> MarketModel:
-    """The MarketModel replay builds at the close of `date` (same quotes, same pricing code); `level` scales the
-    day's index levels (analysis.chain_level's level-matched diagnostic; 1: as replay); `spx` replaces the 4:00 pm
-    SPX close (analysis.condor_check's quote-instant marks; None: as replay)."""
+def close_snapshot_model(panel, date, pricing: PricingParams, spx: float | None = None) -> MarketModel:
+    """The MarketModel replay builds at the close of `date` (same quotes, same pricing code); `spx` replaces the
+    4:00 pm SPX close (analysis.condor_check's quote-instant marks; None: as replay)."""
     from dataclasses import replace
 
     from adapters.sim.replay import HistoricalReplay
@@ -40,11 +39,17 @@ def close_snapshot_model(panel, date, pricing: PricingParams, level: float = 1.0
     close = list(replay.snapshots_for(i))[-1]
     if spx is not None:
         close = replace(close, quotes=replace(close.quotes, spx=float(spx)))
-    if level != 1.0:
-        q = close.quotes
-        close = replace(close, quotes=replace(q, vix=q.vix * level, vix9d=q.vix9d * level, vix3m=q.vix3m * level,
-                                              vix6m=q.vix6m * level))
     return MarketModel(close, pricing)
+
+
+def at_level(pricing: PricingParams, factor: float) -> PricingParams:
+    """`pricing` with the regime surface's level times `factor` and its fitted shape unchanged (RegimeParams
+    level_scale, what config/surface_chain_level.toml sets for replay); analysis.chain_level's level-matched
+    diagnostic."""
+    if factor == 1.0:
+        return pricing
+    scale = pricing.spx_surface.get("level_scale", 1.0) * factor
+    return pricing.model_copy(update={"spx_surface": {**pricing.spx_surface, "level_scale": scale}})
 
 
 def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None, level: float = 1.0) -> pd.DataFrame:
@@ -55,12 +60,12 @@ def surface_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = 
     shape from the 4:00/4:15 pm spot mismatch and the dividend assumption.
     iv_err_strike: model vol at the same strike minus market IV (what the simulator quotes for that strike; SPX only).
     price_err_fwd_pct: the model vol at matched moneyness priced on the market forward and discount factor, vs the
-    market mid (the surface error in price terms; the price itself is price_model). `level`: close_snapshot_model."""
-    pricing = pricing or PricingParams()
+    market mid (the surface error in price terms; the price itself is price_model). `level`: at_level."""
+    pricing = at_level(pricing or PricingParams(), level)
     mk = market[(market["dte"] >= DTE_RANGE[0]) & (market["dte"] <= DTE_RANGE[1])].copy()
     if mk.empty:
         return mk
-    m = close_snapshot_model(panel, mk["date"].iloc[0], pricing, level)
+    m = close_snapshot_model(panel, mk["date"].iloc[0], pricing)
     s = m.surface
     # time to the settlement as the simulator measures it from its 4:00 pm close snapshot
     from engine.instruments import spx_option
@@ -105,7 +110,7 @@ def annotate(err: pd.DataFrame, vix: pd.Series, fit_dates: Sequence[str]) -> pd.
 def all_errors(market: pd.DataFrame, panel, pricing: PricingParams | None = None, fit_dates: Sequence[str] = (),
                levels: dict | None = None) -> pd.DataFrame:
     """surface_errors for every date of `market` (chain_iv.market_table rows), annotated; `levels` (date -> factor)
-    scales a date's index levels (analysis.chain_level)."""
+    scales that date's surface level (at_level; analysis.chain_level)."""
     levels = levels or {}
     parts = [surface_errors(g, panel, pricing, levels.get(d, 1.0)) for d, g in market.groupby("date")]
     return annotate(pd.concat([p for p in parts if len(p)], ignore_index=True), panel.daily["vix_close"], fit_dates)

@@ -193,7 +193,7 @@ def acceptance(v: Validation) -> list[dict]:
         lv = v.chain_levels[v.chain_levels["factor"].notna() & v.chain_levels["met_matched"].notna()]
         if len(lv):
             miss = lv[~lv["met_matched"].astype(bool)]
-            rows.append({"check": ("SPX surface with each chain's own level (indices scaled to the chain's variance "
+            rows.append({"check": ("SPX surface at each chain's own level (surface level scaled to the chain's variance "
                                    "swap; diagnostic, not replay): dates within their target"),
                          "value": f"{len(lv) - len(miss)}/{len(lv)}", "target": "informational", "met": None,
                          "window": "over: " + (", ".join(f"{r.date} {r.median_abs_matched:.2f}" for r in miss.itertuples()) or "none")})

@@ -123,7 +123,7 @@ def plot_surface(v: Validation, out: Path) -> list[Path]:
 
 def plot_chain_levels(v: Validation, out: Path) -> list[Path]:
     """Per chain date: the surface's bias against the chain's own level gap (analysis.chain_level), and the median
-    |error| as replay prices vs with the indices scaled to the chain's level."""
+    |error| as replay prices vs with the surface's level scaled to the chain's (level_scale)."""
     t = v.chain_levels
     if t is None or t.empty or t["gap"].notna().sum() < 2:
         return []
@@ -141,7 +141,7 @@ def plot_chain_levels(v: Validation, out: Path) -> list[Path]:
     a1.grid(alpha=0.3)
     fig.colorbar(sc, ax=a1, label="VIX close")
     a2.scatter(t["vix"], t["median_abs"], s=20, label="as replay prices (index closes)")
-    a2.scatter(t["vix"], t["median_abs_matched"], s=20, marker="x", label="indices scaled to the chain's level")
+    a2.scatter(t["vix"], t["median_abs_matched"], s=20, marker="x", label="surface level scaled to the chain's")
     _per_date_axes(a2, "per chain date: same fitted shape, two levels")
     return [save(fig, out / "chain_levels.png", dpi=90)]
 

@@ -84,7 +84,7 @@ def write_report(v: Validation, out: Path, plots: list[Path]) -> Path:
         lines += ["### Each chain's own level against the index closes (analysis/chain_level.py)", "",
                   ("`gap`: the chain's model-free variance swap (the VIX formula on each 7-60 DTE expiry's quotes) minus "
                    "the index level the surface is pinned to at the same expiry, median over expiries (vol pts). "
-                   "`*_matched`: the same surface with that day's indices scaled by `factor` (chain / index), no refit: "
+                   "`*_matched`: the same surface with its level scaled by that day's `factor` (chain / index; pricing.spx_surface.level_scale), no refit: "
                    "what is left is shape. `put_3_10_inside_quote`: share of the 3-10 delta puts the model prices within "
                    "the quoted bid and ask. A diagnostic: replay knows the index closes, not the chain."), ""]
         lines.append(_md(v.chain_levels, ".2f"))
