@@ -18,6 +18,7 @@ import gc
 import math
 import multiprocessing as mp
 import os
+import queue
 import sys
 import threading
 import time
@@ -113,15 +114,26 @@ def run_forked(jobs: list[Callable[[], Any]], workers: int | None = None) -> lis
     forked processes run the jobs: they inherit what the jobs read (the panel, a verdict's results) instead of
     pickling it; only the results come back pickled. Otherwise the jobs run here, one after another. For a few
     independent pieces of a report (its charts, `alvh validate`'s chain and replay checks), not for grids of runs
-    (run_tasks)."""
+    (run_tasks). The first job to raise stops the others and its error is raised here at once (a bad file found
+    by one half of `alvh validate` does not wait for the other half's replays)."""
     cores = os.cpu_count() or 1
     workers = min(cores if workers is None else workers, cores, len(jobs))
     if workers < 2 or "fork" not in mp.get_all_start_methods() or _FORKED:
         return [job() for job in jobs]
     _FORKED[:] = jobs
+    done: queue.SimpleQueue = queue.SimpleQueue()   # (index, ok, result or error), filled by the pool's result thread
+    results: list = [None] * len(jobs)
     try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            return pool.map(_call_forked, range(len(jobs)), chunksize=1)
+        with mp.get_context("fork").Pool(workers) as pool:   # leaving the block terminates what is still running
+            for i in range(len(jobs)):
+                pool.apply_async(_call_forked, (i,), callback=lambda r, i=i: done.put((i, True, r)),
+                                 error_callback=lambda e, i=i: done.put((i, False, e)))
+            for _ in jobs:
+                i, ok, value = done.get()
+                if not ok:
+                    raise value
+                results[i] = value
+        return results
     finally:
         _FORKED.clear()
 

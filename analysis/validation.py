@@ -106,9 +106,12 @@ def run_validation(panel, data_dir, start=None, end=None, pricing=None, pricing_
 
 
 def _chain_checks(panel, data_dir, pricing: PricingParams) -> dict:
+    from adapters.data.chain_layouts import list_option_files, load_option_file
     from analysis.chain_iv import market_table
     from analysis.surface_fit import FIT_DATES
 
+    for path in list_option_files(data_dir):   # every option file parsed first: a bad one stops the run in seconds
+        load_option_file(path)
     market = market_table(data_dir)
     errs = spx_surface.all_errors(market, panel, pricing, FIT_DATES)
     spx = errs[errs["und"] == "SPX"]

@@ -119,7 +119,9 @@ def write_report(v: Validation, out: Path, plots: list[Path]) -> Path:
     if v.condors is not None:
         lines += ["## Condor P&L through February 2018 (real quotes vs simulator)", "",
                   ("Real condors (strikes on real deltas) marked daily at real mids and by the simulator. Errors in % of "
-                   "max loss; P&L in index points per condor; stop = loss >= 2x the real credit."), ""]
+                   "max loss; P&L in index points per condor; stop = loss >= 2x the real credit. `*_quote_spx`: the simulator "
+                   "with the SPX moved from the 4:00 pm close to the quotes' instant (the expiry's parity forward; a "
+                   "diagnostic, replay marks at the close); `spx_gap_max`: the largest move, index points."), ""]
         cs = v.condors.summary.copy()
         lines.append(_md(cs, ".2f"))
     c = v.cndr

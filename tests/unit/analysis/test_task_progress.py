@@ -103,3 +103,29 @@ def test_run_forked_returns_results_in_order_from_forked_workers(monkeypatch):
     nested = tasks.run_forked([lambda: tasks.run_forked([partial(_pid_and, 1), partial(_pid_and, 2)])] * 2)
     for inner in nested:                       # each nested call ran inside its (daemonic) forked worker
         assert len({pid for pid, _ in inner}) == 1 and [x for _, x in inner] == [1, 2]
+
+
+def _sleep(seconds):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def _fail(message):
+    raise LookupError(message)
+
+
+def test_run_forked_raises_the_first_error_without_waiting_for_the_other_jobs(monkeypatch):
+    """A bad file found by one half of `alvh validate` stops the run at once: the error comes back as raised (same
+    type and message) and the still-running job is terminated, not awaited."""
+    import os
+    import time
+    from functools import partial
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    t0 = time.perf_counter()
+    with pytest.raises(LookupError, match="chain file x.csv row 3"):
+        tasks.run_forked([partial(_sleep, 60.0), partial(_fail, "chain file x.csv row 3")])
+    assert time.perf_counter() - t0 < 30.0
+    assert tasks.run_forked([partial(_sleep, 0.01)] * 3) == [0.01] * 3   # the helper is usable again afterwards
