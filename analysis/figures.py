@@ -18,4 +18,3 @@ def save(fig, path: Path, dpi: int) -> Path:
     fig.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
-
