@@ -234,6 +234,7 @@ class CondorCheck:
         spurious_q = jan[jan["stop_sim_quote_spx"].notna() & jan["stop_real"].isna()]
         eq = m["err_quote_spx_pct"].abs()
         same_q = int(feb["same_stop_quote_spx"].sum())
+        gap = (m["spx_quotes"] - m["spx_close"]).abs()
         return [
             {"check": "Feb 2018 condors: median daily |mark error| (% of max loss), all condors and days", "value": med,
              "target": f"<= {TARGET_MEDIAN:g}", "met": med <= TARGET_MEDIAN},
@@ -249,8 +250,7 @@ class CondorCheck:
                        "replay): median / worst |mark error| (% of max loss); Feb same stop day; January spurious stops"),
              "value": f"{eq.median():.2f} / {eq.max():.2f}; {same_q}/{len(feb)}; {len(spurious_q)}",
              "target": "informational", "met": None,
-             "window": (f"SPX close vs the quotes' instant: median |gap| {(m['spx_quotes'] - m['spx_close']).abs().median():.2f} "
-                        f"pt, largest {(m['spx_quotes'] - m['spx_close']).abs().max():.2f}")},
+             "window": f"SPX close vs the quotes' instant: median |gap| {gap.median():.2f} pt, largest {gap.max():.2f}"},
         ]
 
 

@@ -112,10 +112,9 @@ def _call_forked(i: int) -> Any:
 def run_forked(jobs: list[Callable[[], Any]], workers: int | None = None) -> list:
     """Each job's result, in order. With more than one worker (default: the machine's cores) and fork available,
     forked processes run the jobs: they inherit what the jobs read (the panel, a verdict's results) instead of
-    pickling it; only the results come back pickled. Otherwise (one core, no fork, or called from a pool worker, which
-    may not start processes) the jobs run here, one after another. For a few
-    independent pieces of a report (its charts, `alvh validate`'s chain and replay checks), not for grids of runs
-    (run_tasks). The first job to raise stops the others and its error is raised here at once (a bad file found
+    pickling it; only the results come back pickled. Otherwise (one core, no fork, or called from a pool worker,
+    which may not start processes) the jobs run here, one after another. For a few independent pieces of a report
+    (its charts, `alvh validate`'s chain and replay checks), not for grids of runs (run_tasks). The first job to raise stops the others and its error is raised here at once (a bad file found
     by one half of `alvh validate` does not wait for the other half's replays)."""
     cores = os.cpu_count() or 1
     workers = min(cores if workers is None else workers, cores, len(jobs))

@@ -93,8 +93,8 @@ def test_run_forked_returns_results_in_order_from_forked_workers(monkeypatch):
     from functools import partial
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    lock = threading.Lock()   # cannot be pickled: the jobs must be inherited, not sent
-    jobs = [partial(_pid_and, (i, lock is not None, (lambda y: y * y)(i))) for i in range(5)]
+    lock = threading.Lock()   # a lambda holding a lock cannot be pickled: the jobs must be inherited, not sent
+    jobs = [lambda i=i: _pid_and((i, not lock.locked(), i * i)) for i in range(5)]
     got = tasks.run_forked(jobs)
     assert [x for _, x in got] == [(i, True, i * i) for i in range(5)]
     assert os.getpid() not in {pid for pid, _ in got}
